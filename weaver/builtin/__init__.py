@@ -1,0 +1,1 @@
+"""The embedded defaults: plugins that need no server, registered `trylast`."""

@@ -1,0 +1,1 @@
+"""Embedded engine (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""Embedded guard (placeholder until implemented)."""

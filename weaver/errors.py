@@ -1,0 +1,100 @@
+"""Errors that become RFC 9457 problem responses.
+
+Handlers and plugins raise these; one middleware renders them. `detail` is shown to the
+caller, so it must never carry a credential, an internal name or a stack trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Problem(Exception):
+    status: int = 500
+    title: str = "Internal Server Error"
+    type_slug: str = "internal"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = errors
+        self.headers = headers or {}
+
+    @property
+    def type_uri(self) -> str:
+        return f"https://weaver.dev/problems/{self.type_slug}"
+
+
+class BadRequest(Problem):
+    status, title, type_slug = 400, "Bad Request", "bad-request"
+
+
+class InvalidQuery(BadRequest):
+    title, type_slug = "Query Not Allowed", "invalid-query"
+
+
+class Unauthorized(Problem):
+    status, title, type_slug = 401, "Unauthorized", "unauthorized"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="weaver"'})
+
+
+class Forbidden(Problem):
+    status, title, type_slug = 403, "Forbidden", "forbidden"
+
+
+class NotFound(Problem):
+    status, title, type_slug = 404, "Not Found", "not-found"
+
+
+class MethodNotAllowed(Problem):
+    status, title, type_slug = 405, "Method Not Allowed", "method-not-allowed"
+
+
+class Conflict(Problem):
+    status, title, type_slug = 409, "Conflict", "conflict"
+
+
+class PayloadTooLarge(Problem):
+    status, title, type_slug = 413, "Payload Too Large", "payload-too-large"
+
+
+class UnsupportedMediaType(Problem):
+    status, title, type_slug = 415, "Unsupported Media Type", "unsupported-media-type"
+
+
+class Unprocessable(Problem):
+    status, title, type_slug = 422, "Unprocessable Content", "validation"
+
+
+class RateLimited(Problem):
+    status, title, type_slug = 429, "Too Many Requests", "rate-limited"
+
+
+class EngineFailed(Problem):
+    """The backend answered with an error; `detail` is its message, already cleaned."""
+
+    status, title, type_slug = 502, "Bad Gateway", "engine-error"
+
+
+class Unavailable(Problem):
+    """A backend cannot be reached at all."""
+
+    status, title, type_slug = 503, "Service Unavailable", "unavailable"
+
+
+class GuardUnavailable(Unavailable):
+    """The request guard's backend failed; `WEAVER_REQUEST_GUARD_FAIL_OPEN` decides."""
+
+    type_slug = "guard-unavailable"
+
+
+class EngineTimeout(Problem):
+    status, title, type_slug = 504, "Gateway Timeout", "query-timeout"

@@ -1,0 +1,23 @@
+"""The plugin conformance kit.
+
+A store, engine or guard plugin proves it keeps the contract by subclassing the contract
+classes and providing one fixture, ``host``: a started `weaver.host.Host` in which the
+plugin under test is enabled::
+
+    from weaver.testing import GuardContract, running_host, make_settings
+
+    class TestMyGuard(GuardContract):
+        @pytest.fixture
+        async def host(self, tmp_path):
+            settings = make_settings(tmp_path, WEAVER_MYGUARD_MODE="true")
+            async with running_host(settings) as host:
+                yield host
+
+The embedded defaults run the same classes in ``tests/test_conformance.py``.
+"""
+
+from __future__ import annotations
+
+from weaver.testing.harness import make_settings, running_host
+
+__all__ = ["make_settings", "running_host"]

@@ -1,0 +1,253 @@
+"""Domain records shared by the core and every plugin.
+
+These are the values hooks receive and return. They are plain dataclasses so that a
+plugin needs nothing but the standard library to build them; `weaver.codec` turns them
+into JSON and back with pydantic when a store persists them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+Role = Literal["viewer", "editor", "admin"]
+HealthStatus = Literal["up", "down", "disabled"]
+SearchKind = Literal["table", "column"]
+
+# Role inheritance: every role may do what the roles after it may do.
+ROLE_RANK: dict[str, int] = {"viewer": 1, "editor": 2, "admin": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller, built only from a verified token."""
+
+    subject: str
+    tenant_id: str
+    roles: frozenset[str]
+
+    def can(self, role: Role) -> bool:
+        needed = ROLE_RANK[role]
+        return any(ROLE_RANK.get(r, 0) >= needed for r in self.roles)
+
+
+@dataclass(slots=True)
+class Datasource:
+    """A registered datasource as stores keep it.
+
+    `connection` holds only the non-secret parameters; the secret ones are encrypted in
+    `sealed_secrets` and revealed through `WeaverContext.reveal_connection`.
+    """
+
+    tenant_id: str
+    name: str
+    engine: str
+    internal_name: str
+    connection: dict[str, Any]
+    sealed_secrets: str
+    secret_keys: list[str]
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSpec:
+    """A connection checked by the query engine, split into what may be shown and what not.
+
+    `targets` are the network endpoints the engine would contact; the core checks them
+    against `WEAVER_DATASOURCE_ALLOWED_HOSTS` before anything is sent to the engine.
+    """
+
+    public: dict[str, Any]
+    secret: dict[str, Any]
+    targets: tuple[tuple[str, int | None], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnRef:
+    schema: str
+    table: str
+    column: str
+
+
+@dataclass(slots=True)
+class Column:
+    name: str
+    data_type: str
+    nullable: bool
+    ordinal: int
+    primary_key: bool = False
+    references: ColumnRef | None = None
+
+
+@dataclass(slots=True)
+class Table:
+    schema: str
+    name: str
+    columns: list[Column]
+    row_count: int | None = None
+
+
+@dataclass(slots=True)
+class SchemaGraph:
+    """One datasource's schemas, tables, columns and foreign keys."""
+
+    schemas: list[str]
+    tables: list[Table]
+
+    @property
+    def column_count(self) -> int:
+        return sum(len(t.columns) for t in self.tables)
+
+    @property
+    def foreign_key_count(self) -> int:
+        return sum(1 for t in self.tables for c in t.columns if c.references is not None)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    id: str
+    tenant_id: str
+    datasource: str
+    created_at: datetime
+    graph: SchemaGraph
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotSummary:
+    id: str
+    created_at: datetime
+    tables: int
+    columns: int
+
+
+@dataclass(slots=True)
+class GlossaryTerm:
+    id: str
+    tenant_id: str
+    term: str
+    definition: str
+    synonyms: list[str]
+    columns: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(slots=True)
+class ColumnStatistics:
+    name: str
+    null_count: int
+    distinct_count: int
+    min: Any = None
+    max: Any = None
+
+
+@dataclass(slots=True)
+class TableStatistics:
+    schema: str
+    table: str
+    row_count: int
+    columns: list[ColumnStatistics]
+
+
+@dataclass(slots=True)
+class DatasourceStatistics:
+    tables: list[TableStatistics]
+    computed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    kind: SearchKind
+    datasource: str
+    schema: str
+    table: str
+    column: str | None = None
+    data_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultColumn:
+    name: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedQuery:
+    """A statement the core has parsed and checked: one read-only SELECT whose every
+    datasource belongs to the caller's tenant.
+
+    `statement` is the sqlglot tree with table qualifiers as the tenant wrote them;
+    `datasources` maps each name it uses to its record. Engines rewrite the qualifiers
+    to internal names with `weaver.sql.to_internal_names` and render their dialect.
+    """
+
+    statement: exp.Expression
+    datasources: dict[str, Datasource]
+    limit: int
+    timeout_seconds: float
+
+
+@dataclass(slots=True)
+class QueryResult:
+    """Rows as the engine produced them; the core converts values to JSON-native ones."""
+
+    columns: list[ResultColumn]
+    rows: list[list[Any]]
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Keyset paging for store listings: `after` is the last key of the previous page."""
+
+    limit: int
+    after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    status: HealthStatus
+    detail: str | None = None
+    latency_ms: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """What an idempotent request answered, kept so a repeat can be replayed."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class GuardRequest:
+    principal: Principal
+    method: str
+    path: str
+    idempotency_key: str | None
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """Proof that this request owns an idempotency key until `guard_response` is called."""
+
+    key: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class GuardDecision:
+    """A request the guard lets through: headers to add, and either a replay or a claim."""
+
+    headers: dict[str, str]
+    replay: StoredResponse | None = None
+    claim: IdempotencyClaim | None = None
