@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from weaver.secrets import SecretBox
 from weaver.settings import Settings
 from weaver.types import Datasource
+
+if TYPE_CHECKING:
+    from weaver.host import Host
 
 
 def secret_binding(tenant_id: str, name: str) -> str:
@@ -26,6 +29,9 @@ class WeaverContext:
     settings: Settings
     secrets: SecretBox
     state: dict[str, Any] = field(default_factory=dict)
+    # Set by the host that owns this context, so a plugin can reach hooks it does not own
+    # (a query engine reconciling with the datasource registry at start-up).
+    host: Host | None = None
 
     def reveal_connection(self, datasource: Datasource) -> dict[str, Any]:
         """The full connection, secrets included, for handing to a backend only."""

@@ -61,6 +61,7 @@ class Host:
     ) -> None:
         self.pm = pm
         self.context = context
+        context.host = self
         self.plugins = plugins
         self.startup_errors: dict[str, str] = {}
         # Plugins do not change once the manager is built, so owners are resolved once.
