@@ -1,0 +1,350 @@
+"""The query path's SQL checks: what is refused, what is collected, how names are rewritten."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlglot import exp
+
+from weaver.errors import InvalidQuery, NotFound
+from weaver.sql import (
+    SYSTEM_DATABASES,
+    internal_to_public,
+    parse_read_only,
+    referenced_datasources,
+    to_internal_names,
+    with_limit,
+)
+from weaver.types import Datasource
+
+
+def datasource(name: str, internal_name: str) -> Datasource:
+    now = datetime.now(UTC)
+    return Datasource("t1", name, "sqlite", internal_name, {}, "", [], None, now, now)
+
+
+DATASOURCES = {
+    "sales": datasource("sales", "w_t1_sales"),
+    "crm": datasource("crm", "w_t1_crm"),
+}
+
+
+def check(sql: str, dialect: str | None = None) -> set[str]:
+    return referenced_datasources(parse_read_only(sql, dialect))
+
+
+# --- refused statements -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "dialect"),
+    [
+        ("INSERT INTO sales.t VALUES (1)", None),
+        ("INSERT INTO sales.t SELECT * FROM crm.u", "mysql"),
+        ("UPDATE sales.t SET a = 1", None),
+        ("DELETE FROM sales.t", "sqlite"),
+        ("MERGE INTO sales.t USING crm.u ON 1 = 1 WHEN MATCHED THEN DELETE", "postgres"),
+        ("REPLACE INTO sales.t VALUES (1)", "sqlite"),
+        ("CREATE TABLE sales.x (a INT)", None),
+        ("CREATE TABLE sales.x AS SELECT 1", "sqlite"),
+        ("DROP TABLE sales.t", None),
+        ("ALTER TABLE sales.t ADD COLUMN b INT", None),
+        ("TRUNCATE TABLE sales.t", "mysql"),
+        ("PRAGMA writable_schema = 1", "sqlite"),
+        ("ATTACH DATABASE '/etc/passwd' AS x", "sqlite"),
+        ("DETACH DATABASE x", "sqlite"),
+        ("VACUUM INTO '/tmp/copy.db'", "sqlite"),
+        ("SET sql_safe_updates = 0", "mysql"),
+        ("COPY sales.t TO '/tmp/out.csv'", "postgres"),
+        ("SELECT * INTO sales.copy FROM sales.t", "postgres"),
+        ("SELECT * FROM sales.t FOR UPDATE", "postgres"),
+        ("SELECT * FROM sales.t FOR SHARE", "postgres"),
+        ("SELECT * FROM sales.t LOCK IN SHARE MODE", "mysql"),
+        ("WITH gone AS (DELETE FROM sales.t RETURNING *) SELECT * FROM gone", "postgres"),
+        ("SHOW TABLES", "mysql"),
+        ("DESCRIBE sales.t", "mysql"),
+        ("EXPLAIN SELECT 1", "sqlite"),
+        ("CALL sales.proc()", "mysql"),
+        ("BEGIN", None),
+        ("COMMIT", None),
+        ("USE sales", "mysql"),
+        ("VALUES (1, 2)", None),
+        ("GRANT SELECT ON sales.t TO someone", "postgres"),
+        ("SELECT load_extension('/tmp/evil.so')", "sqlite"),
+        ("SELECT readfile('/etc/passwd')", "sqlite"),
+        ("SELECT LOAD_FILE('/etc/passwd')", "mysql"),
+        ("SELECT pg_read_file('/etc/passwd')", "postgres"),
+        ("SELECT set_config('search_path', 'x', false)", "postgres"),
+        ("SELECT setval('sales.seq', 1)", "postgres"),
+    ],
+)
+def test_anything_but_a_read_is_refused(sql: str, dialect: str | None) -> None:
+    with pytest.raises(InvalidQuery):
+        parse_read_only(sql, dialect)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1; DROP TABLE sales.t",
+        "SELECT 1; SELECT 2",
+        "SELECT 1 /* ; */ ; DELETE FROM sales.t",
+        "SELECT 1 -- comment\n; DELETE FROM sales.t",
+    ],
+)
+def test_more_than_one_statement_is_refused(sql: str) -> None:
+    with pytest.raises(InvalidQuery, match="exactly one statement"):
+        parse_read_only(sql, "sqlite")
+
+
+def test_a_comment_does_not_hide_text_from_the_parser() -> None:
+    # The comment is only a comment: the statement is the single SELECT before it.
+    statement = parse_read_only("SELECT a FROM sales.t /* ; DROP TABLE sales.t */", "sqlite")
+    assert isinstance(statement, exp.Select)
+    assert "DROP" not in statement.sql("sqlite", comments=False)
+
+
+@pytest.mark.parametrize("sql", ["", "   ", "\n\t", ";", " ; ; ", "-- only a comment\n"])
+def test_empty_text_is_refused(sql: str) -> None:
+    with pytest.raises(InvalidQuery, match="empty"):
+        parse_read_only(sql, None)
+
+
+@pytest.mark.parametrize("sql", ["SELEC 1", "SELECT * FROM", "SELECT 'open", "SELECT (1"])
+def test_unparseable_text_is_refused(sql: str) -> None:
+    with pytest.raises(InvalidQuery, match="could not parse"):
+        parse_read_only(sql, "sqlite")
+
+
+def test_parse_errors_quote_only_a_short_excerpt() -> None:
+    secretish = "x" * 500
+    with pytest.raises(InvalidQuery) as caught:
+        parse_read_only(f"SELECT * FROM sales.t WHERE a = ( {secretish}", "sqlite")
+    assert len(caught.value.detail) < 200
+    assert secretish not in caught.value.detail
+
+
+def test_deep_nesting_is_refused_not_crashed() -> None:
+    with pytest.raises(InvalidQuery):
+        parse_read_only("SELECT " + "(" * 20000 + "1" + ")" * 20000, "sqlite")
+
+
+# --- accepted reads -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT * FROM sales.orders", {"sales"}),
+        ("SELECT o.id FROM sales.orders AS o JOIN crm.customers c ON o.c = c.id", {"sales", "crm"}),
+        ("SELECT * FROM sales.public.orders", {"sales"}),
+        ("SELECT * FROM sales.orders WHERE id IN (SELECT id FROM crm.customers)", {"sales", "crm"}),
+        ("SELECT * FROM (SELECT id FROM sales.orders) AS sub", {"sales"}),
+        ("WITH recent AS (SELECT * FROM sales.orders) SELECT * FROM recent", {"sales"}),
+        ("SELECT id FROM sales.a UNION SELECT id FROM crm.b", {"sales", "crm"}),
+        ("SELECT id FROM sales.a INTERSECT SELECT id FROM crm.b", {"sales", "crm"}),
+        ("SELECT id FROM sales.a EXCEPT SELECT id FROM crm.b", {"sales", "crm"}),
+        ("(SELECT 1)", set()),
+        ("SELECT 1 + 1", set()),
+        ("SELECT count(*) FROM sales.t GROUP BY a HAVING count(*) > 1 ORDER BY 1", {"sales"}),
+        (
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5) "
+            "SELECT * FROM n",
+            set(),
+        ),
+        ("SELECT sales.orders.id FROM sales.orders", {"sales"}),
+        ("SELECT sales.public.orders.id FROM sales.public.orders", {"sales"}),
+        ("SELECT sales.orders.* FROM sales.orders", {"sales"}),
+    ],
+)
+def test_reads_are_accepted_and_their_datasources_collected(sql: str, expected: set[str]) -> None:
+    assert check(sql, "sqlite") == expected
+
+
+def test_quoted_and_mixed_case_names_are_lower_cased() -> None:
+    assert check('SELECT * FROM "Sales"."Orders" JOIN CRM.t ON 1 = 1', "sqlite") == {
+        "sales",
+        "crm",
+    }
+    assert check("SELECT * FROM `Sales`.`Orders`", "mysql") == {"sales"}
+
+
+def test_the_same_statement_is_returned_parsed() -> None:
+    statement = parse_read_only("SELECT a FROM sales.t WHERE b = 1", "mysql")
+    assert statement.sql("mysql") == "SELECT a FROM sales.t WHERE b = 1"
+
+
+# --- qualifier checks ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM orders",
+        "SELECT * FROM sales.orders JOIN customers ON 1 = 1",
+        "SELECT * FROM sales.orders WHERE id IN (SELECT id FROM customers)",
+        # A CTE name is visible only inside the query that defines it.
+        "SELECT * FROM (WITH x AS (SELECT 1) SELECT * FROM x) AS a JOIN x ON 1 = 1",
+    ],
+)
+def test_unqualified_tables_are_refused(sql: str) -> None:
+    with pytest.raises(InvalidQuery, match=r"<datasource>\.<table>"):
+        check(sql, "sqlite")
+
+
+@pytest.mark.parametrize("name", sorted(SYSTEM_DATABASES))
+def test_system_databases_are_refused(name: str) -> None:
+    with pytest.raises(InvalidQuery, match="system database"):
+        check(f"SELECT * FROM {name}.some_table", "mysql")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM information_schema.tables",
+        "SELECT * FROM INFORMATION_SCHEMA.COLUMNS",
+        'SELECT * FROM "Information_Schema".tables',
+        "SELECT * FROM mindsdb.models",
+        "SELECT * FROM sales.t JOIN mindsdb.models.m ON 1 = 1",
+        "SELECT * FROM sales.t WHERE a IN (SELECT a FROM pg_catalog.pg_user)",
+        "SELECT mysql.user.password FROM sales.t",
+    ],
+)
+def test_system_databases_are_refused_anywhere(sql: str) -> None:
+    with pytest.raises(InvalidQuery, match="not queryable"):
+        check(sql, "mysql")
+
+
+@pytest.mark.parametrize(
+    ("sql", "dialect"),
+    [
+        ("SELECT * FROM pragma_table_info('orders')", "sqlite"),
+        ("SELECT * FROM sales.t, json_each(sales.t.doc)", "sqlite"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "duckdb"),
+        ("SELECT * FROM generate_series(1, 10)", "postgres"),
+        ("SELECT * FROM sales.t, LATERAL (SELECT 1) AS x", "postgres"),
+        ("SELECT * FROM UNNEST([1, 2])", "bigquery"),
+        # MindsDB's native query: the inner text would run unchecked on the source.
+        ("SELECT * FROM sales (SELECT * FROM pg_shadow)", "mysql"),
+        ("SELECT * FROM a.b.c.d", "mysql"),
+    ],
+)
+def test_table_sources_that_are_not_tables_are_refused(sql: str, dialect: str) -> None:
+    with pytest.raises(InvalidQuery):
+        check(sql, dialect)
+
+
+# --- rewriting ----------------------------------------------------------------------
+
+
+def test_two_and_three_part_names_are_rewritten_in_sqlite() -> None:
+    statement = parse_read_only(
+        "SELECT sales.orders.id, c.name FROM sales.orders "
+        "JOIN crm.main.customers AS c ON sales.orders.c = c.id",
+        "sqlite",
+    )
+    rewritten = to_internal_names(statement, DATASOURCES, schema_as_catalog=False)
+    assert rewritten.sql("sqlite") == (
+        "SELECT w_t1_sales.orders.id, c.name FROM w_t1_sales.orders "
+        "JOIN w_t1_crm.customers AS c ON w_t1_sales.orders.c = c.id"
+    )
+
+
+def test_three_part_names_keep_their_schema_with_schemas() -> None:
+    statement = parse_read_only(
+        "SELECT `Sales`.`public`.`orders`.`id` FROM `Sales`.`public`.`orders` "
+        "JOIN crm.t USING (id)",
+        "mysql",
+    )
+    rewritten = to_internal_names(statement, DATASOURCES)
+    assert rewritten.sql("mysql") == (
+        "SELECT w_t1_sales.`public`.`orders`.`id` FROM w_t1_sales.`public`.`orders` "
+        "JOIN w_t1_crm.t USING (id)"
+    )
+
+
+def test_rewriting_reaches_ctes_subqueries_and_set_operations() -> None:
+    statement = parse_read_only(
+        "WITH x AS (SELECT id FROM sales.a) SELECT id FROM x "
+        "WHERE id IN (SELECT id FROM crm.b) UNION SELECT id FROM sales.c",
+        "mysql",
+    )
+    rendered = to_internal_names(statement, DATASOURCES).sql("mysql")
+    assert " sales." not in rendered and " crm." not in rendered
+    assert rendered.count("w_t1_sales.") == 2 and rendered.count("w_t1_crm.") == 1
+    # The CTE keeps its own, unqualified name.
+    assert "FROM x" in rendered
+
+
+def test_a_schema_other_than_main_is_refused_for_sqlite() -> None:
+    statement = parse_read_only("SELECT * FROM sales.public.orders", "sqlite")
+    with pytest.raises(InvalidQuery, match="schema"):
+        to_internal_names(statement, DATASOURCES, schema_as_catalog=False)
+
+
+def test_the_input_is_not_mutated() -> None:
+    statement = parse_read_only("SELECT sales.t.a FROM sales.t JOIN crm.main.u ON 1 = 1", "sqlite")
+    before = statement.sql("sqlite")
+    to_internal_names(statement, DATASOURCES, schema_as_catalog=False)
+    to_internal_names(statement, DATASOURCES)
+    assert statement.sql("sqlite") == before
+
+
+def test_internal_names_that_need_quoting_are_quoted() -> None:
+    odd = {"sales": datasource("sales", "tenant-1 sales")}
+    statement = parse_read_only("SELECT * FROM sales.t", "sqlite")
+    assert to_internal_names(statement, odd).sql("sqlite") == 'SELECT * FROM "tenant-1 sales".t'
+    assert to_internal_names(statement, odd).sql("mysql") == "SELECT * FROM `tenant-1 sales`.t"
+
+
+def test_a_datasource_missing_from_the_mapping_is_not_found() -> None:
+    statement = parse_read_only("SELECT * FROM other.t", "sqlite")
+    with pytest.raises(NotFound, match="other"):
+        to_internal_names(statement, DATASOURCES)
+
+
+# --- limits -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "limit", "expected"),
+    [
+        ("SELECT a FROM sales.t", 10, "SELECT a FROM sales.t LIMIT 10"),
+        ("SELECT a FROM sales.t LIMIT 5", 10, "SELECT a FROM sales.t LIMIT 5"),
+        ("SELECT a FROM sales.t LIMIT 500", 10, "SELECT a FROM sales.t LIMIT 10"),
+        ("SELECT a FROM sales.t LIMIT 500 OFFSET 7", 10, "SELECT a FROM sales.t LIMIT 10 OFFSET 7"),
+        ("SELECT a FROM sales.t UNION SELECT a FROM crm.u", 3, None),
+    ],
+)
+def test_with_limit_never_loosens_a_smaller_limit(sql: str, limit: int, expected: str) -> None:
+    statement = parse_read_only(sql, "sqlite")
+    limited = with_limit(statement, limit)
+    if expected is not None:
+        assert limited.sql("sqlite") == expected
+    else:
+        assert limited.sql("sqlite").endswith(f"LIMIT {limit}")
+    assert statement.sql("sqlite") == sql  # the input is untouched
+
+
+def test_with_limit_wraps_limits_it_cannot_read() -> None:
+    statement = parse_read_only("SELECT a FROM sales.t LIMIT (SELECT 3)", "sqlite")
+    assert with_limit(statement, 10).sql("sqlite") == (
+        "SELECT * FROM (SELECT a FROM sales.t LIMIT (SELECT 3)) AS limited LIMIT 10"
+    )
+
+
+# --- error messages -----------------------------------------------------------------
+
+
+def test_internal_names_are_replaced_in_engine_messages() -> None:
+    message = "no such table: W_T1_SALES.orders (near w_t1_crm.x); w_t1_sales_2 untouched?"
+    datasources = [*DATASOURCES.values(), datasource("sales2", "w_t1_sales_2")]
+    assert internal_to_public(message, datasources) == (
+        "no such table: sales.orders (near crm.x); sales2 untouched?"
+    )
+
+
+def test_messages_without_internal_names_are_unchanged() -> None:
+    assert internal_to_public("syntax error", DATASOURCES.values()) == "syntax error"
+    assert internal_to_public("syntax error", []) == "syntax error"
