@@ -119,8 +119,9 @@ class Host:
             except Exception:
                 log.exception("plugin %s failed to shut down", impl.plugin_name)
 
-    async def check_health(self) -> dict[str, HealthCheck]:
-        """Every known plugin's status; the checks run concurrently, each bounded."""
+    async def check_health(self, only: str | None = None) -> dict[str, HealthCheck]:
+        """Every known plugin's status (or just plugin ``only``'s); the checks run
+        concurrently, each bounded by the health-check timeout."""
         timeout = self.context.settings.health_check_timeout
         checks: dict[str, HealthCheck] = {}
         for name, info in self.plugins.items():
@@ -147,6 +148,9 @@ class Host:
             )
 
         impls = [i for i in self._each("check_health") if i.plugin_name not in self.startup_errors]
+        if only is not None:
+            impls = [i for i in impls if i.plugin_name == only]
+            checks = {only: checks[only]} if only in checks else {}
         for name, check in await asyncio.gather(*(one(i) for i in impls)):
             checks[name] = check
         return checks

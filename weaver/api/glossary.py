@@ -1,0 +1,199 @@
+"""`/api/v1/metadata/glossary`: business terms linked to columns."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from weaver import codec
+from weaver.api.paging import ItemList, ListQuery, page_of
+from weaver.errors import NotFound, Unprocessable
+from weaver.keys import HOST, principal_of
+from weaver.responses import json_response
+from weaver.routing import RouteTable
+from weaver.types import GlossaryTerm
+
+routes = RouteTable()
+PREFIX = "/api/v1/metadata/glossary"
+
+# `datasource.schema.table.column`; names are identifiers, not free text.
+COLUMN_PATH = re.compile(r"^[a-z][a-z0-9_]*(\.[^.\s]+){3}$")
+
+
+class GlossaryTermIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    term: str = Field(min_length=1, max_length=200)
+    definition: str = Field(min_length=1, max_length=10_000)
+    synonyms: list[str] = Field(default_factory=list, max_length=100)
+    columns: list[Any] = Field(default_factory=list, max_length=1000)
+
+    @field_validator("term")
+    @classmethod
+    def _trimmed(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    @field_validator("synonyms")
+    @classmethod
+    def _synonyms(cls, value: list[str]) -> list[str]:
+        if any(not s.strip() or len(s) > 200 for s in value):
+            raise ValueError("synonyms must be non-blank strings of at most 200 characters")
+        return list(dict.fromkeys(s.strip() for s in value))
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: list[Any]) -> list[str]:
+        for item in value:
+            if not isinstance(item, str) or not COLUMN_PATH.match(item):
+                raise ValueError("columns are written 'datasource.schema.table.column'")
+        return list(dict.fromkeys(value))
+
+
+class GlossaryQuery(ListQuery):
+    q: str | None = Field(None, max_length=200)
+
+
+class GlossaryTermOut(BaseModel):
+    id: str
+    term: str
+    definition: str
+    synonyms: list[str]
+    columns: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+def render(term: GlossaryTerm) -> dict[str, Any]:
+    body: dict[str, Any] = codec.to_jsonable(term)
+    del body["tenant_id"]
+    return body
+
+
+async def _linked_datasources_exist(
+    request: web.Request, tenant_id: str, columns: list[str]
+) -> None:
+    host = request.app[HOST]
+    for name in sorted({column.split(".", 1)[0] for column in columns}):
+        if await host.get_datasource(tenant_id, name) is None:
+            raise Unprocessable(
+                f"datasource '{name}' named in columns does not exist",
+                errors=[
+                    {
+                        "loc": ["body", "columns"],
+                        "msg": f"unknown datasource '{name}'",
+                        "type": "datasource",
+                    }
+                ],
+            )
+
+
+@routes.route(
+    "POST",
+    PREFIX,
+    summary="Define a term",
+    tag="glossary",
+    role="editor",
+    body=GlossaryTermIn,
+    response=GlossaryTermOut,
+    status=201,
+    errors=(409, 422),
+)
+async def create_term(request: web.Request, body: GlossaryTermIn) -> web.StreamResponse:
+    principal = principal_of(request)
+    await _linked_datasources_exist(request, principal.tenant_id, body.columns)
+    now = datetime.now(UTC)
+    term = GlossaryTerm(
+        id=uuid.uuid4().hex,
+        tenant_id=principal.tenant_id,
+        term=body.term,
+        definition=body.definition,
+        synonyms=body.synonyms,
+        columns=body.columns,
+        created_at=now,
+        updated_at=now,
+    )
+    await request.app[HOST].save_glossary_term(term, create=True)
+    return json_response(render(term), status=201, headers={"Location": f"{PREFIX}/{term.id}"})
+
+
+@routes.route(
+    "GET",
+    PREFIX,
+    summary="List or search terms",
+    tag="glossary",
+    role="viewer",
+    query=GlossaryQuery,
+    response=ItemList[GlossaryTermOut],
+)
+async def list_terms(request: web.Request, query: GlossaryQuery) -> web.StreamResponse:
+    principal = principal_of(request)
+    terms = await request.app[HOST].list_glossary_terms(
+        principal.tenant_id, query.q or None, query.page()
+    )
+    return json_response(page_of(terms, query, lambda t: t.term.lower(), render))
+
+
+async def _term_or_404(request: web.Request) -> GlossaryTerm:
+    principal = principal_of(request)
+    term_id = request.match_info["term_id"]
+    term = await request.app[HOST].get_glossary_term(principal.tenant_id, term_id)
+    if term is None:
+        raise NotFound(f"glossary term '{term_id}' not found")
+    return term
+
+
+@routes.route(
+    "GET",
+    PREFIX + "/{term_id}",
+    summary="One term",
+    tag="glossary",
+    role="viewer",
+    response=GlossaryTermOut,
+    errors=(404,),
+)
+async def get_term(request: web.Request) -> web.StreamResponse:
+    return json_response(render(await _term_or_404(request)))
+
+
+@routes.route(
+    "PUT",
+    PREFIX + "/{term_id}",
+    summary="Replace a term",
+    tag="glossary",
+    role="editor",
+    body=GlossaryTermIn,
+    response=GlossaryTermOut,
+    errors=(404, 409, 422),
+)
+async def replace_term(request: web.Request, body: GlossaryTermIn) -> web.StreamResponse:
+    term = await _term_or_404(request)
+    await _linked_datasources_exist(request, term.tenant_id, body.columns)
+    term.term, term.definition = body.term, body.definition
+    term.synonyms, term.columns = body.synonyms, body.columns
+    term.updated_at = datetime.now(UTC)
+    await request.app[HOST].save_glossary_term(term, create=False)
+    return json_response(render(term))
+
+
+@routes.route(
+    "DELETE",
+    PREFIX + "/{term_id}",
+    summary="Remove a term",
+    tag="glossary",
+    role="editor",
+    status=204,
+    errors=(404,),
+)
+async def delete_term(request: web.Request) -> web.StreamResponse:
+    principal = principal_of(request)
+    term_id = request.match_info["term_id"]
+    if not await request.app[HOST].delete_glossary_term(principal.tenant_id, term_id):
+        raise NotFound(f"glossary term '{term_id}' not found")
+    return web.Response(status=204)

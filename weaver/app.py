@@ -1,0 +1,51 @@
+"""`create_app()`: the whole gateway, built before it serves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+
+from aiohttp import web
+
+from weaver.api import datasources, glossary, health, metadata, query
+from weaver.auth import TokenVerifier
+from weaver.bootstrap import build_host
+from weaver.keys import HOST, METRICS, OPENAPI_DOCUMENT, PRINCIPAL, ROUTES, SETTINGS
+from weaver.middleware import cors, make_api_guard, observe
+from weaver.observability import Metrics, setup_tracing
+from weaver.openapi import build_document
+from weaver.responses import dumps
+from weaver.routing import RouteTable
+from weaver.settings import Settings
+
+RESOURCE_MODULES = (health, datasources, query, metadata, glossary)
+
+
+def create_app(
+    settings: Settings | None = None, *, environ: Mapping[str, str] | None = None
+) -> web.Application:
+    settings = settings if settings is not None else Settings()
+    setup_tracing()
+    host = build_host(settings, environ=environ)
+    table = RouteTable()
+    for module in RESOURCE_MODULES:
+        table.extend(module.routes)
+
+    app = web.Application(
+        middlewares=[observe, cors, make_api_guard(TokenVerifier(settings))],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[HOST] = host
+    app[METRICS] = Metrics()
+    app[ROUTES] = table
+    app[OPENAPI_DOCUMENT] = dumps(build_document(table))
+    table.install(app, PRINCIPAL)
+    app.cleanup_ctx.append(_plugin_lifecycle)
+    return app
+
+
+async def _plugin_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    host = app[HOST]
+    await host.startup()
+    yield
+    await host.shutdown()

@@ -1,0 +1,99 @@
+"""Bearer tokens: verification into a `Principal`, and minting for development."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import jwt
+from jwt.types import Options
+
+from weaver.errors import Unauthorized
+from weaver.settings import Settings
+from weaver.types import Principal
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings) -> None:
+        self._key = settings.jwt_secret_key
+        # Only the configured algorithm: a token that names another (`none`, RS256 with
+        # the HMAC secret as a "public key") is refused by PyJWT before any check.
+        self._algorithms = [settings.jwt_algorithm]
+        self._issuer = settings.jwt_issuer or None
+        self._audience = settings.jwt_audience or None
+        self._leeway = settings.jwt_leeway_seconds
+        required = ["exp", "sub"]
+        if self._issuer:
+            required.append("iss")
+        if self._audience:
+            required.append("aud")
+        self._options: Options = {"require": required, "verify_aud": bool(self._audience)}
+
+    def verify(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise Unauthorized("missing bearer token")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("expected 'Authorization: Bearer <token>'")
+        try:
+            claims = jwt.decode(
+                token.strip(),
+                self._key,
+                algorithms=self._algorithms,
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+                options=self._options,
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise Unauthorized("token is not valid yet") from None
+        except jwt.InvalidIssuerError:
+            raise Unauthorized("token issuer is not accepted") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthorized("token audience is not accepted") from None
+        except jwt.MissingRequiredClaimError as error:
+            raise Unauthorized(f"token lacks the '{error.claim}' claim") from None
+        except jwt.InvalidAlgorithmError:
+            raise Unauthorized("token algorithm is not accepted") from None
+        except jwt.InvalidTokenError:
+            raise Unauthorized("token is invalid") from None
+        return principal_from_claims(claims)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    subject, tenant_id, roles = claims.get("sub"), claims.get("tenant_id"), claims.get("roles", [])
+    if not isinstance(subject, str) or not subject:
+        raise Unauthorized("token lacks the 'sub' claim")
+    if not isinstance(tenant_id, str) or not tenant_id:
+        raise Unauthorized("token lacks the 'tenant_id' claim")
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise Unauthorized("token 'roles' must be a list of strings")
+    return Principal(subject=subject, tenant_id=tenant_id, roles=frozenset(roles))
+
+
+def mint_token(
+    settings: Settings,
+    *,
+    tenant_id: str,
+    subject: str,
+    roles: Iterable[str],
+    ttl_seconds: int = 3600,
+) -> str:
+    """A signed token for development and tests; the CLI refuses this in production."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "tenant_id": tenant_id,
+        "roles": sorted(roles),
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_seconds,
+    }
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    return jwt.encode(claims, settings.jwt_secret_key, algorithm=settings.jwt_algorithm)

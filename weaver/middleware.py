@@ -1,0 +1,241 @@
+"""The request pipeline: observe → CORS → authenticate and guard → handler."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from weaver import errors
+from weaver.auth import TokenVerifier
+from weaver.keys import HOST, METRICS, PRINCIPAL, REQUEST_ID, SETTINGS
+from weaver.responses import problem_response
+from weaver.types import GuardDecision, GuardRequest, Principal, StoredResponse
+
+log = logging.getLogger("weaver.http")
+tracer = trace.get_tracer("weaver.http")
+
+_SANE_TOKEN = re.compile(r"^[!-~]{1,128}$")
+_IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")
+_IDEMPOTENT_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Response headers worth replaying with a stored idempotent response.
+_REPLAYED_HEADERS = ("Content-Type", "Location")
+_EXPOSED_HEADERS = (
+    "X-Request-Id, Location, Retry-After, RateLimit, RateLimit-Policy, Idempotent-Replayed"
+)
+
+_HTTP_PROBLEMS: dict[int, type[errors.Problem]] = {
+    400: errors.BadRequest,
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    413: errors.PayloadTooLarge,
+    415: errors.UnsupportedMediaType,
+}
+
+
+def _as_problem(exc: web.HTTPException) -> errors.Problem:
+    kind = _HTTP_PROBLEMS.get(exc.status, errors.Problem)
+    problem = kind(exc.reason if exc.status != 413 else "the request body is too large")
+    problem.status = exc.status
+    if exc.status == 405 and "Allow" in exc.headers:
+        problem.headers["Allow"] = exc.headers["Allow"]
+    return problem
+
+
+def route_template(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    # Unmatched paths share one label so that scanners cannot explode the metric series.
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, problem rendering, metrics, the server span and the access log."""
+    incoming = request.headers.get("X-Request-Id", "")
+    request_id = incoming if _SANE_TOKEN.match(incoming) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    route = route_template(request)
+    started = time.perf_counter()
+    with tracer.start_as_current_span(
+        f"{request.method} {route}",
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": request.method, "http.route": route},
+    ) as span:
+        try:
+            response = await handler(request)
+        except errors.Problem as problem:
+            response = problem_response(problem, request_id)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = problem_response(_as_problem(exc), request_id)
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request_id, "route": route})
+            span.set_status(Status(StatusCode.ERROR))
+            response = problem_response(
+                errors.Problem("an unexpected error occurred; quote the request id"), request_id
+            )
+        response.headers["X-Request-Id"] = request_id
+        principal: Principal | None = request.get(PRINCIPAL)
+        if principal is not None:
+            span.set_attribute("weaver.tenant_id", principal.tenant_id)
+        span.set_attribute("http.response.status_code", response.status)
+    elapsed = time.perf_counter() - started
+    metrics = request.app[METRICS]
+    metrics.requests.labels(route, request.method, str(response.status)).inc()
+    metrics.request_latency.labels(route, request.method).observe(elapsed)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status,
+            extra={
+                "request_id": request_id,
+                "route": route,
+                "status": response.status,
+                "duration_ms": round(elapsed * 1000, 2),
+            },
+        )
+    return response
+
+
+@web.middleware
+async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    origin = request.headers.get("Origin")
+    settings = request.app[SETTINGS]
+    allowed = origin is not None and origin in settings.cors_allowed_origins
+    is_preflight = (
+        request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+    )
+    if is_preflight:
+        if not allowed:
+            raise errors.Forbidden("this origin is not allowed")
+        return web.Response(
+            status=204,
+            headers={
+                "Access-Control-Allow-Origin": origin or "",
+                "Access-Control-Allow-Methods": ", ".join(settings.cors_allowed_methods),
+                "Access-Control-Allow-Headers": ", ".join(settings.cors_allowed_headers),
+                "Access-Control-Max-Age": "600",
+                "Vary": "Origin",
+            },
+        )
+    response = await handler(request)
+    if allowed:
+        response.headers["Access-Control-Allow-Origin"] = origin or ""
+        response.headers["Access-Control-Expose-Headers"] = _EXPOSED_HEADERS
+        response.headers.add("Vary", "Origin")
+    return response
+
+
+def make_api_guard(verifier: TokenVerifier) -> Middleware:
+    """Authentication, then the request guard, for everything under ``/api/``."""
+
+    @web.middleware
+    async def api_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith("/api/"):
+            return await handler(request)
+        principal = verifier.verify(request.headers.get("Authorization"))
+        request[PRINCIPAL] = principal
+        settings = request.app[SETTINGS]
+        length = request.content_length
+        if length is not None and length > settings.max_body_bytes:
+            raise errors.PayloadTooLarge(
+                f"the request body is larger than {settings.max_body_bytes} bytes"
+            )
+
+        key = None
+        if request.method in _IDEMPOTENT_METHODS and "Idempotency-Key" in request.headers:
+            key = request.headers["Idempotency-Key"]
+            if not _IDEMPOTENCY_KEY.match(key):
+                raise errors.BadRequest("Idempotency-Key must be 1-255 visible ASCII characters")
+        fingerprint = ""
+        if key is not None:
+            body = await request.read()
+            fingerprint = hashlib.sha256(
+                b"%s\n%s\n%s" % (request.method.encode(), request.path_qs.encode(), body)
+            ).hexdigest()
+        guard_request = GuardRequest(principal, request.method, request.path, key, fingerprint)
+
+        decision = await _decide(request, guard_request)
+        if decision.replay is not None:
+            replay = decision.replay
+            replayed = web.Response(body=replay.body, status=replay.status, headers=replay.headers)
+            replayed.headers["Idempotent-Replayed"] = "true"
+            replayed.headers.update(decision.headers)
+            return replayed
+
+        response: web.StreamResponse
+        if decision.claim is None:
+            response = await handler(request)
+            response.headers.update(decision.headers)
+            return response
+        try:
+            response = await handler(request)
+        except errors.Problem as problem:
+            response = problem_response(problem, request[REQUEST_ID])
+        except BaseException:
+            # A crash is a 500: the client may retry with the same key.
+            await _settle(request, guard_request, decision, None)
+            raise
+        await _settle(request, guard_request, decision, _storable(response))
+        response.headers.update(decision.headers)
+        return response
+
+    return api_guard
+
+
+def _storable(response: web.StreamResponse) -> StoredResponse | None:
+    """What to keep for replay; 5xx answers are not kept, so the client may retry."""
+    if response.status >= 500 or not isinstance(response, web.Response):
+        return None
+    body = response.body
+    if body is not None and not isinstance(body, bytes):
+        return None
+    headers = {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}
+    return StoredResponse(response.status, body or b"", headers)
+
+
+async def _decide(request: web.Request, guard_request: GuardRequest) -> GuardDecision:
+    metrics = request.app[METRICS]
+    try:
+        return await request.app[HOST].guard_request(guard_request)
+    except errors.RateLimited:
+        metrics.guard_rejections.labels("rate_limited").inc()
+        raise
+    except errors.GuardUnavailable:
+        if not request.app[SETTINGS].guard_fail_open:
+            metrics.guard_rejections.labels("guard_unavailable").inc()
+            raise
+        metrics.guard_rejections.labels("guard_unavailable_fail_open").inc()
+        log.warning("request guard unavailable; letting the request through (fail open)")
+        return GuardDecision(headers={})
+    except errors.Conflict:
+        metrics.guard_rejections.labels("idempotency_in_flight").inc()
+        raise
+    except errors.Unprocessable:
+        metrics.guard_rejections.labels("idempotency_mismatch").inc()
+        raise
+
+
+async def _settle(
+    request: web.Request,
+    guard_request: GuardRequest,
+    decision: GuardDecision,
+    stored: StoredResponse | None,
+) -> None:
+    assert decision.claim is not None
+    try:
+        await request.app[HOST].guard_response(guard_request, decision.claim, stored)
+    except Exception:
+        # The response is already decided; a lost idempotency record only means a retry
+        # runs again once the in-flight lease expires.
+        log.exception("could not settle the idempotency claim")

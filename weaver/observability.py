@@ -1,0 +1,139 @@
+"""Metrics, tracing and logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from weaver import __version__
+
+# Latency buckets for a gateway: most answers take milliseconds, queries up to seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """One registry per app, so that several apps in one process (tests) stay apart.
+
+    With several worker processes, ``PROMETHEUS_MULTIPROC_DIR`` is set by the CLI and the
+    exposition aggregates every worker's samples.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "weaver_http_requests_total",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.request_latency = Histogram(
+            "weaver_http_request_duration_seconds",
+            "HTTP request latency by route template and method.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.query_latency = Histogram(
+            "weaver_query_duration_seconds",
+            "Query latency by engine plugin and outcome.",
+            ["engine", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.guard_rejections = Counter(
+            "weaver_guard_rejections_total",
+            "Requests the guard refused or could not judge, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.plugin_up = Gauge(
+            "weaver_plugin_up",
+            "1 when the plugin was up at the last health check, 0 when down or disabled.",
+            ["plugin"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+
+    def exposition(self) -> tuple[bytes, str]:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def prepare_multiprocess_metrics(directory: Path) -> None:
+    """Called by the parent before forking workers: a clean directory for their samples."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
+def setup_tracing() -> None:
+    """Install the SDK tracer provider once per process.
+
+    Spans are exported over OTLP only when the standard ``OTEL_EXPORTER_OTLP_*``
+    variables name an endpoint; otherwise they are created (so trace ids reach the logs)
+    and dropped.
+    """
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "weaver", "service.version": __version__})
+    )
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    ):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors (Loki, ELK)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for extra in ("request_id", "tenant_id", "route", "status", "duration_ms"):
+            value = getattr(record, extra, None)
+            if value is not None:
+                entry[extra] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: str, *, json_lines: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if json_lines:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -1,0 +1,121 @@
+"""The OpenAPI 3.1 document, generated from the route table's models."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from weaver import __version__
+from weaver.routing import Route, RouteTable
+
+REF = "#/components/schemas/{model}"
+_PATH_PARAM = re.compile(r"{(\w+)}")
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details, as every error is answered."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    request_id: str
+    errors: list[dict[str, Any]] | None = None
+
+
+_STATUS_TEXT = {
+    400: "Bad request",
+    401: "Missing or invalid token",
+    403: "The caller lacks the role",
+    404: "Not found (or another tenant's)",
+    409: "Conflict",
+    413: "Body too large",
+    422: "Invalid input",
+    429: "Rate limited",
+    502: "The backend refused",
+    503: "A backend is unavailable",
+    504: "The backend timed out",
+}
+
+
+def build_document(table: RouteTable) -> dict[str, Any]:
+    # Bodies are documented as they are validated, responses as they are serialised.
+    modes: dict[type[BaseModel], JsonSchemaMode] = {ProblemDetails: "serialization"}
+    for route in table.routes:
+        if route.body is not None:
+            modes[route.body] = "validation"
+        if isinstance(route.response, type) and issubclass(route.response, BaseModel):
+            modes[route.response] = "serialization"
+    ordered = sorted(modes.items(), key=lambda item: item[0].__name__)
+    refs, definitions = models_json_schema(ordered, ref_template=REF)
+    schema_ref = {model: refs[(model, mode)] for model, mode in ordered}
+
+    paths: dict[str, dict[str, Any]] = {}
+    for route in table.routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, schema_ref)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Weaver",
+            "version": __version__,
+            "description": "One authenticated, multi-tenant REST API in front of many databases.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+    }
+
+
+def _operation(route: Route, schema_ref: dict[type[BaseModel], Any]) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": route.handler.__name__,
+        "summary": route.summary,
+        "tags": [route.tag],
+    }
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PATH_PARAM.findall(route.path)
+    ]
+    if route.query is not None:
+        properties = route.query.model_json_schema()["properties"]
+        for name, info in route.query.model_fields.items():
+            parameters.append(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": info.is_required(),
+                    "schema": properties[name],
+                }
+            )
+    if parameters:
+        operation["parameters"] = parameters
+    if route.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schema_ref[route.body]}},
+        }
+    success: dict[str, Any] = {"description": route.summary}
+    if route.response is not None:
+        success["content"] = {"application/json": {"schema": schema_ref[route.response]}}
+    responses: dict[str, Any] = {str(route.status): success}
+    problem = {"application/problem+json": {"schema": schema_ref[ProblemDetails]}}
+    codes = set(route.errors)
+    if route.role is not None:
+        operation["security"] = [{"bearer": []}]
+        codes |= {401, 403, 429}
+    if route.body is not None:
+        codes |= {400, 413, 422}
+    if route.query is not None:
+        codes |= {422}
+    for code in sorted(codes):
+        if str(code) not in responses:
+            responses[str(code)] = {"description": _STATUS_TEXT[code], "content": problem}
+    operation["responses"] = responses
+    return operation

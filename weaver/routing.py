@@ -1,0 +1,117 @@
+"""Routes declared once, with the models that validate them and document them.
+
+A handler is registered with its role, request body model, query model and response
+model. The same declaration validates requests (422 with field errors) and produces the
+OpenAPI document, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from weaver.errors import BadRequest, Forbidden, Unprocessable, UnsupportedMediaType
+from weaver.types import Principal, Role
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    role: Role | None = None
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+
+
+@dataclass
+class RouteTable:
+    routes: list[Route] = field(default_factory=list)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tag: str,
+        role: Role | None = None,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: Any = None,
+        status: int = 200,
+        errors: tuple[int, ...] = (),
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.routes.append(
+                Route(
+                    method, path, handler, summary, tag, role, body, query, response, status, errors
+                )
+            )
+            return handler
+
+        return register
+
+    def extend(self, other: RouteTable) -> None:
+        self.routes.extend(other.routes)
+
+    def install(self, app: web.Application, principal_key: str) -> None:
+        for route in self.routes:
+            app.router.add_route(route.method, route.path, _bind(route, principal_key))
+
+
+def _bind(route: Route, principal_key: str) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        kwargs: dict[str, Any] = {}
+        if route.role is not None:
+            principal: Principal = request[principal_key]
+            if not principal.can(route.role):
+                raise Forbidden(f"this action needs the '{route.role}' role")
+        if route.query is not None:
+            kwargs["query"] = validate(route.query, dict(request.query), location="query")
+        if route.body is not None:
+            kwargs["body"] = validate(route.body, await read_json(request), location="body")
+        return await route.handler(request, **kwargs)
+
+    handler.__name__ = route.handler.__name__
+    return handler
+
+
+async def read_json(request: web.Request) -> Any:
+    if request.content_type not in ("application/json", "") and not request.content_type.endswith(
+        "+json"
+    ):
+        raise UnsupportedMediaType("send the body as application/json")
+    raw = await request.read()
+    if not raw.strip():
+        raise BadRequest("a JSON body is required")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the body is not valid JSON") from None
+
+
+def validate(model: type[ModelT], data: Any, *, location: str) -> ModelT:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise Unprocessable(
+            f"the {location} is invalid",
+            errors=[
+                {"loc": [location, *item["loc"]], "msg": item["msg"], "type": item["type"]}
+                for item in error.errors(include_url=False, include_input=False)
+            ],
+        ) from None
