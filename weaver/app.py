@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from importlib.metadata import EntryPoint
 
 from aiohttp import web
 
@@ -21,11 +22,16 @@ RESOURCE_MODULES = (health, datasources, query, metadata, glossary)
 
 
 def create_app(
-    settings: Settings | None = None, *, environ: Mapping[str, str] | None = None
+    settings: Settings | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    discovered: Iterable[EntryPoint] | None = None,
 ) -> web.Application:
+    """The gateway. ``environ`` carries third-party plugin flags and ``discovered``
+    replaces entry-point discovery (both default to the real process's)."""
     settings = settings if settings is not None else Settings()
     setup_tracing()
-    host = build_host(settings, environ=environ)
+    host = build_host(settings, environ=environ, discovered=discovered)
     table = RouteTable()
     for module in RESOURCE_MODULES:
         table.extend(module.routes)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 from weaver.context import WeaverContext
@@ -50,7 +51,12 @@ def encryption_key(settings: Settings) -> str:
     return key
 
 
-def build_host(settings: Settings, *, environ: Mapping[str, str] | None = None) -> Host:
+def build_host(
+    settings: Settings,
+    *,
+    environ: Mapping[str, str] | None = None,
+    discovered: Iterable[EntryPoint] | None = None,
+) -> Host:
     """Everything the gateway needs before it serves; raises `ConfigurationError` for a
     configuration production must refuse."""
     problems = settings.production_problems(neo4j_enabled=settings.metadata_external_mode)
@@ -58,5 +64,5 @@ def build_host(settings: Settings, *, environ: Mapping[str, str] | None = None) 
         raise ConfigurationError("refusing to start in production: " + "; ".join(problems))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     box = SecretBox(encryption_key(settings), settings.encryption_key_previous)
-    pm, plugins = build_plugin_manager(settings, environ=environ)
+    pm, plugins = build_plugin_manager(settings, environ=environ, discovered=discovered)
     return Host(pm, WeaverContext(settings=settings, secrets=box), plugins)

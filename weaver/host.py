@@ -18,7 +18,9 @@ import pluggy
 from opentelemetry import trace
 
 from weaver.context import WeaverContext
+from weaver.errors import EngineFailed
 from weaver.plugins import PluginInfo
+from weaver.sql import internal_to_public
 from weaver.types import (
     ConnectionSpec,
     Datasource,
@@ -55,6 +57,14 @@ async def await_me_maybe(value: T | Awaitable[T]) -> T:
     return value
 
 
+def _datasources_in(kwargs: dict[str, Any]) -> list[Datasource]:
+    found = [v for v in kwargs.values() if isinstance(v, Datasource)]
+    query = kwargs.get("query")
+    if isinstance(query, PreparedQuery):
+        found.extend(query.datasources.values())
+    return found
+
+
 class Host:
     def __init__(
         self, pm: pluggy.PluginManager, context: WeaverContext, plugins: dict[str, PluginInfo]
@@ -83,11 +93,7 @@ class Host:
         impl = self._owners.get(hook)
         if impl is None:
             raise RuntimeError(f"no plugin implements {hook}")
-        kwargs["context"] = self.context
-        with tracer.start_as_current_span(
-            f"hook {hook}", attributes={"weaver.hook": hook, "weaver.plugin": impl.plugin_name}
-        ):
-            return await await_me_maybe(impl.function(*[kwargs[a] for a in impl.argnames]))
+        return await self._call_one(impl, hook, **kwargs)
 
     def _each(self, hook: str) -> list[pluggy.HookImpl]:
         # pluggy lists implementations in reverse call order.
@@ -98,7 +104,13 @@ class Host:
         with tracer.start_as_current_span(
             f"hook {hook}", attributes={"weaver.hook": hook, "weaver.plugin": impl.plugin_name}
         ):
-            return await await_me_maybe(impl.function(*[kwargs[a] for a in impl.argnames]))
+            try:
+                return await await_me_maybe(impl.function(*[kwargs[a] for a in impl.argnames]))
+            except EngineFailed as failure:
+                # Plugins clean their messages; this is the one place that makes sure no
+                # internal datasource name reaches a caller, whatever the hook.
+                failure.detail = internal_to_public(failure.detail, _datasources_in(kwargs))
+                raise
 
     # --- lifecycle -----------------------------------------------------------------
 

@@ -16,11 +16,9 @@ METRICS = web.AppKey("metrics", Metrics)
 ROUTES = web.AppKey("routes", RouteTable)
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", bytes)
 
-# Per request (aiohttp has no typed request keys; these names are the only string keys).
-REQUEST_ID = "weaver.request_id"
-PRINCIPAL = "weaver.principal"
+REQUEST_ID = web.RequestKey("request_id", str)
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def principal_of(request: web.Request) -> Principal:
-    principal: Principal = request[PRINCIPAL]
-    return principal
+    return request[PRINCIPAL]

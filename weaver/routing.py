@@ -68,16 +68,16 @@ class RouteTable:
     def extend(self, other: RouteTable) -> None:
         self.routes.extend(other.routes)
 
-    def install(self, app: web.Application, principal_key: str) -> None:
+    def install(self, app: web.Application, principal_key: web.RequestKey[Principal]) -> None:
         for route in self.routes:
             app.router.add_route(route.method, route.path, _bind(route, principal_key))
 
 
-def _bind(route: Route, principal_key: str) -> Handler:
+def _bind(route: Route, principal_key: web.RequestKey[Principal]) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         kwargs: dict[str, Any] = {}
         if route.role is not None:
-            principal: Principal = request[principal_key]
+            principal = request[principal_key]
             if not principal.can(route.role):
                 raise Forbidden(f"this action needs the '{route.role}' role")
         if route.query is not None:

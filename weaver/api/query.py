@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from weaver import sql
 from weaver.api.datasources import datasource_or_404
-from weaver.errors import EngineFailed, InvalidQuery, Problem, Unprocessable
+from weaver.errors import InvalidQuery, Problem, Unprocessable
 from weaver.keys import HOST, METRICS, SETTINGS, principal_of
 from weaver.responses import json_response
 from weaver.routing import RouteTable
@@ -107,9 +107,6 @@ async def run_query(request: web.Request, body: QueryRequest) -> web.StreamRespo
         outcome = "ok"
     except Problem as problem:
         outcome = problem.type_slug
-        if isinstance(problem, EngineFailed):
-            # Engines clean their messages; this is the second line of defence.
-            problem.detail = sql.internal_to_public(problem.detail, datasources.values())
         raise
     finally:
         request.app[METRICS].query_latency.labels(engine, outcome).observe(

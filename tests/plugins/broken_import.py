@@ -1,0 +1,3 @@
+"""A plugin that cannot be imported."""
+
+raise ImportError("weaver_broken needs libfoo, which is not installed")

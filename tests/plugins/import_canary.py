@@ -1,0 +1,3 @@
+"""Importing this module is itself the observable effect."""
+
+IMPORTED = True

@@ -1,0 +1,25 @@
+"""A plugin whose start-up fails, and one whose health check hangs."""
+
+from __future__ import annotations
+
+import asyncio
+
+from weaver import hookimpl
+from weaver.types import HealthCheck
+
+
+class FailsToStart:
+    @hookimpl
+    async def weaver_startup(self) -> None:
+        raise ConnectionRefusedError("backend at 127.0.0.1:1 refused the connection")
+
+
+class HangsOnHealth:
+    @hookimpl
+    async def check_health(self) -> HealthCheck:
+        await asyncio.sleep(30)
+        return HealthCheck("up")
+
+
+fails_to_start = FailsToStart()
+hangs_on_health = HangsOnHealth()
