@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from weaver.errors import RateLimited
+from weaver.errors import Conflict, RateLimited, Unprocessable
 from weaver.settings import RateLimit
 from weaver.types import Principal
 
@@ -141,3 +141,15 @@ def caller_key(principal: Principal) -> str:
         digest.update(len(encoded).to_bytes(8, "big"))
         digest.update(encoded)
     return digest.hexdigest()[:32]
+
+
+def key_in_flight(headers: dict[str, str]) -> Conflict:
+    """The answer to a repeat whose first request is still running."""
+    return Conflict("a request with this Idempotency-Key is still in progress", headers=headers)
+
+
+def key_reused(headers: dict[str, str]) -> Unprocessable:
+    """The answer to an Idempotency-Key already used for a different request."""
+    return Unprocessable(
+        "this Idempotency-Key was already used for a different request", headers=headers
+    )

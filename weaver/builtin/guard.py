@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 from weaver import hookimpl
 from weaver.context import WeaverContext
-from weaver.errors import Conflict, Unprocessable
 from weaver.ratelimit import (
     IDEMPOTENT_METHODS,
     IN_FLIGHT_LEASE_SECONDS,
@@ -33,6 +32,8 @@ from weaver.ratelimit import (
     Gcra,
     caller_key,
     enforce,
+    key_in_flight,
+    key_reused,
 )
 from weaver.settings import RateLimit
 from weaver.types import GuardDecision, GuardRequest, IdempotencyClaim, StoredResponse
@@ -95,13 +96,9 @@ class EmbeddedGuard:
             self.records.move_to_end(record_key)
             return GuardDecision(headers=headers, claim=IdempotencyClaim(key, token))
         if record.fingerprint != request.fingerprint:
-            raise Unprocessable(
-                "this Idempotency-Key was already used for a different request", headers=headers
-            )
+            raise key_reused(headers)
         if record.response is None:
-            raise Conflict(
-                "a request with this Idempotency-Key is still in progress", headers=headers
-            )
+            raise key_in_flight(headers)
         return GuardDecision(headers=headers, replay=record.response)
 
     def settle(

@@ -1,0 +1,1 @@
+"""Weaver's request guard in Redis (entry point ``redis_guard``)."""

@@ -1,0 +1,199 @@
+"""The request guard in Redis, shared by every gateway process that uses the same server.
+
+Enabled by ``WEAVER_REQUEST_GUARD_REDIS_MODE=true``; the server is ``REDIS_URL`` (its db
+number, user, password and a ``rediss://`` scheme for TLS all honoured).
+
+Each guarded request is one atomic Lua script (``admit.lua``): the GCRA rate limit of
+`weaver.ratelimit` on Redis's own clock, plus, for a write with an Idempotency-Key, the
+look-up or claim of the key. So a read costs one round trip and an idempotent write two
+(the second, ``settle.lua``, stores the answer or releases the key — only for the claim's
+holder). Every key expires by itself. Keys carry the caller in a hash tag, so one
+caller's keys share a Redis Cluster slot and a script may touch them together.
+
+Redis being slow or gone must not stall requests: every call runs under short socket
+timeouts with no client-side retries, inside an overall deadline, and any failure is
+raised as `GuardUnavailable` for the core to apply ``WEAVER_REQUEST_GUARD_FAIL_OPEN``.
+The client reconnects on the next call, so service resumes by itself when Redis does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from weaver import hookimpl
+from weaver.context import WeaverContext
+from weaver.errors import GuardUnavailable
+from weaver.ratelimit import (
+    IDEMPOTENT_METHODS,
+    IN_FLIGHT_LEASE_SECONDS,
+    Gcra,
+    Verdict,
+    caller_key,
+    enforce,
+    key_in_flight,
+    key_reused,
+)
+from weaver.settings import Settings
+from weaver.types import (
+    GuardDecision,
+    GuardRequest,
+    HealthCheck,
+    IdempotencyClaim,
+    StoredResponse,
+)
+
+PLUGIN_NAME = "redis_guard"
+KEY_PREFIX = "weaver:guard:"
+# Long enough for a loaded server on the same network, short enough that a request
+# waiting on a dead one fails well inside any client's patience.
+SOCKET_TIMEOUT_SECONDS = 0.5
+# One deadline around a whole call: connecting, the pool, sending and reading.
+CALL_TIMEOUT_SECONDS = 1.0
+
+
+def redis_client(url: str) -> Redis:
+    """A client for ``REDIS_URL`` that fails fast instead of retrying."""
+    return Redis.from_url(
+        url,
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+        # redis-py retries with backoff by default; a retry would only stretch the wait
+        # of a request that the core can answer (or let through) right away.
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def _script(name: str) -> str:
+    return files(__package__).joinpath(name).read_text()
+
+
+def rate_key(caller: str) -> str:
+    return f"{KEY_PREFIX}{{{caller}}}:rate"
+
+
+def idempotency_key(caller: str, key: str) -> str:
+    return f"{KEY_PREFIX}{{{caller}}}:idem:{key}"
+
+
+class RedisGuard:
+    def __init__(self, settings: Settings) -> None:
+        self.policy = settings.rate_limit
+        self.gcra = Gcra.from_policy(self.policy)
+        self.ttl_ms = settings.idempotency_ttl_seconds * 1000
+        self.redis = redis_client(settings.redis_url)
+        # EVALSHA, with the script loaded again by redis-py when the server forgot it.
+        self.admit_script = self.redis.register_script(_script("admit.lua"))
+        self.settle_script = self.redis.register_script(_script("settle.lua"))
+
+    @asynccontextmanager
+    async def _reaching_redis(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+                yield
+        except (RedisError, OSError, TimeoutError) as error:
+            # The detail reaches the caller: name the failure, never the server.
+            raise GuardUnavailable(
+                f"the request guard's Redis did not answer ({type(error).__name__})"
+            ) from error
+
+    async def admit(self, request: GuardRequest) -> GuardDecision:
+        caller = caller_key(request.principal)
+        keys = [rate_key(caller)]
+        args: list[str | int] = [self.gcra.interval_us, self.gcra.limit]
+        key = request.idempotency_key if request.method in IDEMPOTENT_METHODS else None
+        token = secrets.token_hex(16)
+        if key is not None:
+            keys.append(idempotency_key(caller, key))
+            args += [request.fingerprint, token, IN_FLIGHT_LEASE_SECONDS * 1000]
+        async with self._reaching_redis():
+            reply: Sequence[Any] = await self.admit_script(keys=keys, args=args)
+
+        allowed, remaining, reset_us, retry_after_us, tat_us, outcome, *stored = reply
+        verdict = Verdict(bool(allowed), remaining, reset_us, retry_after_us, tat_us)
+        headers = enforce(self.policy, verdict)
+        match outcome:
+            case b"claimed" if key is not None:
+                return GuardDecision(headers=headers, claim=IdempotencyClaim(key, token))
+            case b"in_flight":
+                raise key_in_flight(headers)
+            case b"mismatch":
+                raise key_reused(headers)
+            case b"replay":
+                status, body, stored_headers = stored
+                replay = StoredResponse(int(status), body, json.loads(stored_headers))
+                return GuardDecision(headers=headers, replay=replay)
+        return GuardDecision(headers=headers)
+
+    async def settle(
+        self, request: GuardRequest, claim: IdempotencyClaim, response: StoredResponse | None
+    ) -> None:
+        keys = [idempotency_key(caller_key(request.principal), claim.key)]
+        args: list[str | int | bytes]
+        if response is None:
+            args = [claim.token, "release"]
+        else:
+            headers = json.dumps(response.headers)
+            args = [claim.token, "store", self.ttl_ms, response.status, response.body, headers]
+        async with self._reaching_redis():
+            await self.settle_script(keys=keys, args=args)
+
+    async def health(self) -> HealthCheck:
+        started = time.perf_counter()
+        try:
+            async with self._reaching_redis():
+                await self.redis.ping()
+        except GuardUnavailable as error:
+            return HealthCheck("down", error.detail)
+        return HealthCheck("up", latency_ms=round((time.perf_counter() - started) * 1000, 2))
+
+
+def _guard(context: WeaverContext) -> RedisGuard:
+    guard = context.state.get(PLUGIN_NAME)
+    if not isinstance(guard, RedisGuard):
+        # Start-up failed (a malformed REDIS_URL); the plugin is reported down.
+        raise GuardUnavailable("the request guard's Redis client could not be created")
+    return guard
+
+
+@hookimpl
+def weaver_startup(context: WeaverContext) -> None:
+    # No round trip here: a Redis that is down at start-up is reported by check_health
+    # and used as soon as it answers.
+    context.state[PLUGIN_NAME] = RedisGuard(context.settings)
+
+
+@hookimpl
+async def weaver_shutdown(context: WeaverContext) -> None:
+    await _guard(context).redis.aclose()
+
+
+@hookimpl
+async def check_health(context: WeaverContext) -> HealthCheck:
+    return await _guard(context).health()
+
+
+@hookimpl
+async def guard_request(context: WeaverContext, request: GuardRequest) -> GuardDecision:
+    return await _guard(context).admit(request)
+
+
+@hookimpl
+async def guard_response(
+    context: WeaverContext,
+    request: GuardRequest,
+    claim: IdempotencyClaim,
+    response: StoredResponse | None,
+) -> None:
+    await _guard(context).settle(request, claim, response)
