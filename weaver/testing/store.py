@@ -1,0 +1,542 @@
+"""Contract tests for the registry and metadata hooks.
+
+Subclass `StoreContract` and provide a ``host`` fixture: a started `weaver.host.Host` with
+your plugin enabled. The tests go through the host facade only, so a plugin that owns
+some of the hooks (snapshots, say) is tested together with whatever owns the rest::
+
+    class TestMyStore(StoreContract):
+        @pytest.fixture
+        async def host(self, tmp_path):
+            async with running_host(make_settings(tmp_path, WEAVER_MYSTORE_MODE="true")) as host:
+                yield host
+
+Every test works in tenants of its own (the ``tenant_a``/``tenant_b`` fixtures), so the
+kit can run against a server that keeps data between runs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from weaver.errors import Conflict, NotFound
+from weaver.host import Host
+from weaver.types import (
+    Column,
+    ColumnRef,
+    ColumnStatistics,
+    Datasource,
+    DatasourceStatistics,
+    GlossaryTerm,
+    Page,
+    SchemaGraph,
+    SearchHit,
+    Snapshot,
+    Table,
+    TableStatistics,
+)
+
+EPOCH = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
+
+
+def make_datasource(tenant_id: str, name: str, description: str | None = None) -> Datasource:
+    return Datasource(
+        tenant_id=tenant_id,
+        name=name,
+        engine="postgres",
+        internal_name=f"w_{tenant_id}_{name}",
+        connection={"host": "db.internal", "port": 5432, "database": name, "user": "reader"},
+        sealed_secrets=f"v1.test.sealed-{name}",
+        secret_keys=["password"],
+        description=description,
+        created_at=EPOCH,
+        updated_at=EPOCH + timedelta(seconds=1),
+    )
+
+
+def shop_graph() -> SchemaGraph:
+    """Two schemas, a foreign key, mixed-case names."""
+    return SchemaGraph(
+        schemas=["public", "sales"],
+        tables=[
+            Table(
+                "public",
+                "Customers",
+                [
+                    Column("id", "integer", False, 1, primary_key=True),
+                    Column("Email_Address", "text", True, 2),
+                ],
+                row_count=42,
+            ),
+            Table(
+                "sales",
+                "orders",
+                [
+                    Column("id", "bigint", False, 1, primary_key=True),
+                    Column(
+                        "customer_id",
+                        "integer",
+                        False,
+                        2,
+                        references=ColumnRef("public", "Customers", "id"),
+                    ),
+                    Column("total_amount", "numeric(12,2)", True, 3),
+                ],
+            ),
+        ],
+    )
+
+
+def warehouse_graph() -> SchemaGraph:
+    """A graph sharing no table name with `shop_graph`."""
+    return SchemaGraph(
+        schemas=["stock"],
+        tables=[
+            Table(
+                "stock",
+                "inventory",
+                [
+                    Column("sku", "text", False, 1, primary_key=True),
+                    Column("quantity", "integer", False, 2),
+                ],
+            )
+        ],
+    )
+
+
+def make_term(
+    tenant_id: str,
+    term: str,
+    definition: str = "A business term.",
+    synonyms: list[str] | None = None,
+) -> GlossaryTerm:
+    return GlossaryTerm(
+        id=uuid.uuid4().hex,
+        tenant_id=tenant_id,
+        term=term,
+        definition=definition,
+        synonyms=synonyms or [],
+        columns=["shop.sales.orders.total_amount"],
+        created_at=EPOCH,
+        updated_at=EPOCH,
+    )
+
+
+def make_statistics(row_count: int) -> DatasourceStatistics:
+    return DatasourceStatistics(
+        tables=[
+            TableStatistics(
+                "sales",
+                "orders",
+                row_count,
+                [
+                    ColumnStatistics("id", 0, row_count, 1, row_count),
+                    ColumnStatistics("total_amount", 3, 17, "0.50", "999.99"),
+                    ColumnStatistics("note", row_count, 0),
+                ],
+            )
+        ],
+        computed_at=EPOCH,
+    )
+
+
+def search_key(hit: SearchHit) -> str:
+    """The cursor `search_metadata` takes: the last hit as datasource.schema.table[.column]."""
+    key = f"{hit.datasource}.{hit.schema}.{hit.table}"
+    return key if hit.column is None else f"{key}.{hit.column}"
+
+
+class StoreContract:
+    """Conformance tests for the datasource registry and the metadata catalog."""
+
+    @pytest.fixture
+    def tenant_a(self) -> str:
+        return f"ta{uuid.uuid4().hex[:12]}"
+
+    @pytest.fixture
+    def tenant_b(self) -> str:
+        return f"tb{uuid.uuid4().hex[:12]}"
+
+    async def registered(self, host: Host, tenant_id: str, name: str) -> Datasource:
+        datasource = make_datasource(tenant_id, name)
+        await host.save_datasource(datasource, create=True)
+        return datasource
+
+    # --- datasource registry -------------------------------------------------------
+
+    async def test_datasource_round_trip(self, host: Host, tenant_a: str) -> None:
+        datasource = make_datasource(tenant_a, "sales", description="Sales mart")
+        await host.save_datasource(datasource, create=True)
+        assert await host.get_datasource(tenant_a, "sales") == datasource
+
+    async def test_missing_datasource_is_none(self, host: Host, tenant_a: str) -> None:
+        assert await host.get_datasource(tenant_a, "nothing_here") is None
+
+    async def test_creating_an_existing_name_conflicts(self, host: Host, tenant_a: str) -> None:
+        original = await self.registered(host, tenant_a, "sales")
+        with pytest.raises(Conflict):
+            await host.save_datasource(
+                make_datasource(tenant_a, "sales", description="again"), create=True
+            )
+        assert await host.get_datasource(tenant_a, "sales") == original
+
+    async def test_replace_changes_the_record(self, host: Host, tenant_a: str) -> None:
+        original = await self.registered(host, tenant_a, "sales")
+        changed = replace(
+            original,
+            description="now described",
+            connection={**original.connection, "port": 6543},
+            sealed_secrets="v1.test.resealed",
+            updated_at=EPOCH + timedelta(days=1),
+        )
+        await host.save_datasource(changed, create=False)
+        assert await host.get_datasource(tenant_a, "sales") == changed
+
+    async def test_replacing_a_missing_datasource_is_not_found(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        with pytest.raises(NotFound):
+            await host.save_datasource(make_datasource(tenant_a, "ghost"), create=False)
+        assert await host.get_datasource(tenant_a, "ghost") is None
+
+    async def test_list_is_ordered_by_name_and_paged(self, host: Host, tenant_a: str) -> None:
+        for name in ["orders", "billing", "zeta", "crm"]:
+            await self.registered(host, tenant_a, name)
+        first = await host.list_datasources(tenant_a, Page(limit=3))
+        assert [d.name for d in first] == ["billing", "crm", "orders"]
+        second = await host.list_datasources(tenant_a, Page(limit=3, after="orders"))
+        assert [d.name for d in second] == ["zeta"]
+        assert await host.list_datasources(tenant_a, Page(limit=3, after="zeta")) == []
+        assert first[0] == await host.get_datasource(tenant_a, "billing")
+
+    async def test_all_datasources_spans_tenants(
+        self, host: Host, tenant_a: str, tenant_b: str
+    ) -> None:
+        mine = await self.registered(host, tenant_a, "sales")
+        theirs = await self.registered(host, tenant_b, "sales")
+        everything = await host.all_datasources()
+        assert mine in everything
+        assert theirs in everything
+
+    async def test_delete_reports_whether_it_existed(self, host: Host, tenant_a: str) -> None:
+        await self.registered(host, tenant_a, "sales")
+        assert await host.delete_datasource(tenant_a, "sales") is True
+        assert await host.get_datasource(tenant_a, "sales") is None
+        assert await host.delete_datasource(tenant_a, "sales") is False
+
+    async def test_datasources_are_tenant_scoped(
+        self, host: Host, tenant_a: str, tenant_b: str
+    ) -> None:
+        mine = await self.registered(host, tenant_a, "sales")
+        assert await host.get_datasource(tenant_b, "sales") is None
+        assert await host.list_datasources(tenant_b, Page(limit=10)) == []
+        assert await host.delete_datasource(tenant_b, "sales") is False
+        with pytest.raises(NotFound):
+            await host.save_datasource(make_datasource(tenant_b, "sales"), create=False)
+        # The same name is free in another tenant, and removing it there leaves ours.
+        theirs = await self.registered(host, tenant_b, "sales")
+        assert await host.delete_datasource(tenant_b, "sales") is True
+        assert await host.get_datasource(tenant_a, "sales") == mine
+        assert theirs != mine
+
+    # --- schema graph ----------------------------------------------------------------
+
+    async def test_never_synced_graph_is_none(self, host: Host, tenant_a: str) -> None:
+        datasource = await self.registered(host, tenant_a, "shop")
+        assert await host.load_metadata(datasource) is None
+
+    async def test_graph_round_trip_keeps_foreign_keys(self, host: Host, tenant_a: str) -> None:
+        datasource = await self.registered(host, tenant_a, "shop")
+        await host.store_metadata(datasource, shop_graph())
+        loaded = await host.load_metadata(datasource)
+        assert loaded == shop_graph()
+        assert loaded is not None
+        assert loaded.foreign_key_count == 1
+        orders = next(t for t in loaded.tables if t.name == "orders")
+        assert orders.columns[1].references == ColumnRef("public", "Customers", "id")
+
+    async def test_store_metadata_replaces_the_graph(self, host: Host, tenant_a: str) -> None:
+        datasource = await self.registered(host, tenant_a, "shop")
+        await host.store_metadata(datasource, shop_graph())
+        await host.store_metadata(datasource, warehouse_graph())
+        assert await host.load_metadata(datasource) == warehouse_graph()
+        assert await host.search_metadata(tenant_a, "orders", "table", Page(10)) == []
+        hits = await host.search_metadata(tenant_a, "invent", "table", Page(10))
+        assert hits == [SearchHit("table", "shop", "stock", "inventory")]
+
+    async def test_graph_is_tenant_scoped(self, host: Host, tenant_a: str, tenant_b: str) -> None:
+        mine = await self.registered(host, tenant_a, "shop")
+        theirs = await self.registered(host, tenant_b, "shop")
+        await host.store_metadata(mine, shop_graph())
+        assert await host.load_metadata(theirs) is None
+        await host.store_metadata(theirs, warehouse_graph())
+        assert await host.load_metadata(mine) == shop_graph()
+
+    # --- search ----------------------------------------------------------------------
+
+    async def test_search_tables_by_case_insensitive_substring(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        datasource = await self.registered(host, tenant_a, "shop")
+        await host.store_metadata(datasource, shop_graph())
+        assert await host.search_metadata(tenant_a, "CUSTOM", "table", Page(10)) == [
+            SearchHit("table", "shop", "public", "Customers")
+        ]
+        assert await host.search_metadata(tenant_a, "rDe", "table", Page(10)) == [
+            SearchHit("table", "shop", "sales", "orders")
+        ]
+        assert await host.search_metadata(tenant_a, "absent", "table", Page(10)) == []
+
+    async def test_search_columns_report_their_type(self, host: Host, tenant_a: str) -> None:
+        datasource = await self.registered(host, tenant_a, "shop")
+        await host.store_metadata(datasource, shop_graph())
+        assert await host.search_metadata(tenant_a, "email", "column", Page(10)) == [
+            SearchHit("column", "shop", "public", "Customers", "Email_Address", "text")
+        ]
+        # Table names are not column matches.
+        assert await host.search_metadata(tenant_a, "orders", "column", Page(10)) == []
+
+    async def test_search_is_ordered_across_datasources_and_paged(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        for name in ["shop", "archive"]:
+            await host.store_metadata(await self.registered(host, tenant_a, name), shop_graph())
+        expected = [
+            SearchHit("column", ds, schema, table, column, data_type)
+            for ds in ["archive", "shop"]
+            for schema, table, column, data_type in [
+                ("public", "Customers", "id", "integer"),
+                ("sales", "orders", "customer_id", "integer"),
+                ("sales", "orders", "id", "bigint"),
+            ]
+        ]
+        collected: list[SearchHit] = []
+        page = Page(limit=4)
+        while hits := await host.search_metadata(tenant_a, "ID", "column", page):
+            assert len(hits) <= 4
+            collected.extend(hits)
+            page = Page(limit=4, after=search_key(hits[-1]))
+        assert collected == expected
+        tables = await host.search_metadata(tenant_a, "s", "table", Page(limit=2))
+        assert [search_key(h) for h in tables] == [
+            "archive.public.Customers",
+            "archive.sales.orders",
+        ]
+        rest = await host.search_metadata(tenant_a, "s", "table", Page(2, search_key(tables[-1])))
+        assert [search_key(h) for h in rest] == ["shop.public.Customers", "shop.sales.orders"]
+
+    async def test_search_is_tenant_scoped(self, host: Host, tenant_a: str, tenant_b: str) -> None:
+        await host.store_metadata(await self.registered(host, tenant_a, "shop"), shop_graph())
+        assert await host.search_metadata(tenant_b, "orders", "table", Page(10)) == []
+        assert await host.search_metadata(tenant_b, "id", "column", Page(10)) == []
+
+    # --- snapshots -------------------------------------------------------------------
+
+    def snapshot(self, datasource: Datasource, minutes: int, graph: SchemaGraph) -> Snapshot:
+        return Snapshot(
+            id=uuid.uuid4().hex,
+            tenant_id=datasource.tenant_id,
+            datasource=datasource.name,
+            created_at=EPOCH + timedelta(minutes=minutes),
+            graph=graph,
+        )
+
+    async def test_snapshots_are_listed_newest_first_and_paged(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        datasource = await self.registered(host, tenant_a, "shop")
+        saved = [
+            self.snapshot(datasource, 5, shop_graph()),
+            self.snapshot(datasource, 1, warehouse_graph()),
+            self.snapshot(datasource, 9, shop_graph()),
+        ]
+        for snapshot in saved:
+            await host.save_snapshot(snapshot)
+        newest_first = sorted(saved, key=lambda s: s.created_at, reverse=True)
+        first = await host.list_snapshots(datasource, Page(limit=2))
+        assert [s.id for s in first] == [s.id for s in newest_first[:2]]
+        assert first[0].created_at == newest_first[0].created_at
+        assert (first[1].tables, first[1].columns) == (2, 5)
+        rest = await host.list_snapshots(datasource, Page(limit=2, after=first[-1].id))
+        assert [s.id for s in rest] == [newest_first[2].id]
+        assert (rest[0].tables, rest[0].columns) == (1, 2)
+        assert await host.list_snapshots(datasource, Page(limit=2, after=rest[-1].id)) == []
+
+    async def test_get_snapshot_returns_the_graph_as_it_was(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        datasource = await self.registered(host, tenant_a, "shop")
+        snapshot = self.snapshot(datasource, 0, shop_graph())
+        await host.save_snapshot(snapshot)
+        await host.store_metadata(datasource, warehouse_graph())
+        assert await host.get_snapshot(datasource, snapshot.id) == snapshot
+        assert await host.get_snapshot(datasource, uuid.uuid4().hex) is None
+
+    async def test_snapshots_are_scoped_to_their_datasource_and_tenant(
+        self, host: Host, tenant_a: str, tenant_b: str
+    ) -> None:
+        mine = await self.registered(host, tenant_a, "shop")
+        other = await self.registered(host, tenant_a, "other")
+        theirs = await self.registered(host, tenant_b, "shop")
+        snapshot = self.snapshot(mine, 0, shop_graph())
+        await host.save_snapshot(snapshot)
+        for datasource in [other, theirs]:
+            assert await host.list_snapshots(datasource, Page(limit=10)) == []
+            assert await host.get_snapshot(datasource, snapshot.id) is None
+        assert [s.id for s in await host.list_snapshots(mine, Page(limit=10))] == [snapshot.id]
+
+    # --- glossary --------------------------------------------------------------------
+
+    async def test_glossary_term_round_trip(self, host: Host, tenant_a: str) -> None:
+        term = make_term(tenant_a, "Revenue", "Money earned.", ["Turnover", "Sales"])
+        await host.save_glossary_term(term, create=True)
+        assert await host.get_glossary_term(tenant_a, term.id) == term
+        assert await host.get_glossary_term(tenant_a, uuid.uuid4().hex) is None
+
+    async def test_duplicate_term_conflicts_ignoring_case(self, host: Host, tenant_a: str) -> None:
+        await host.save_glossary_term(make_term(tenant_a, "Revenue"), create=True)
+        duplicate = make_term(tenant_a, "REVENUE")
+        with pytest.raises(Conflict):
+            await host.save_glossary_term(duplicate, create=True)
+        assert await host.get_glossary_term(tenant_a, duplicate.id) is None
+
+    async def test_replace_term(self, host: Host, tenant_a: str) -> None:
+        term = make_term(tenant_a, "Revenue")
+        other = make_term(tenant_a, "Margin")
+        for t in [term, other]:
+            await host.save_glossary_term(t, create=True)
+        changed = replace(
+            term,
+            term="revenue",
+            definition="Income before costs.",
+            synonyms=["Turnover"],
+            updated_at=EPOCH + timedelta(hours=1),
+        )
+        await host.save_glossary_term(changed, create=False)
+        assert await host.get_glossary_term(tenant_a, term.id) == changed
+        with pytest.raises(Conflict):
+            await host.save_glossary_term(replace(other, term="REVENUE"), create=False)
+        assert await host.get_glossary_term(tenant_a, other.id) == other
+        with pytest.raises(NotFound):
+            await host.save_glossary_term(make_term(tenant_a, "Ghost"), create=False)
+
+    async def test_terms_are_listed_by_lower_cased_term_and_paged(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        for word in ["margin", "Churn", "revenue", "ARPU"]:
+            await host.save_glossary_term(make_term(tenant_a, word), create=True)
+        first = await host.list_glossary_terms(tenant_a, None, Page(limit=3))
+        assert [t.term for t in first] == ["ARPU", "Churn", "margin"]
+        rest = await host.list_glossary_terms(tenant_a, None, Page(limit=3, after="margin"))
+        assert [t.term for t in rest] == ["revenue"]
+
+    async def test_terms_filter_by_term_synonym_or_definition(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        terms = [
+            make_term(tenant_a, "Revenue", "Money earned from sales.", ["Turnover"]),
+            make_term(tenant_a, "Churn", "Customers lost in a period."),
+            make_term(tenant_a, "Net Revenue Retention", "Kept income.", ["NRR"]),
+        ]
+        for term in terms:
+            await host.save_glossary_term(term, create=True)
+
+        async def matching(text: str, after: str | None = None) -> list[str]:
+            page = Page(limit=10 if after is None else 1, after=after)
+            return [t.term for t in await host.list_glossary_terms(tenant_a, text, page)]
+
+        assert await matching("REVENUE") == ["Net Revenue Retention", "Revenue"]
+        assert await matching("turnover") == ["Revenue"]
+        assert await matching("customers LOST") == ["Churn"]
+        assert await matching("nrr") == ["Net Revenue Retention"]
+        assert await matching("nothing like it") == []
+        assert await matching("revenue", after="net revenue retention") == ["Revenue"]
+
+    async def test_delete_term_reports_whether_it_existed(self, host: Host, tenant_a: str) -> None:
+        term = make_term(tenant_a, "Revenue")
+        await host.save_glossary_term(term, create=True)
+        assert await host.delete_glossary_term(tenant_a, term.id) is True
+        assert await host.get_glossary_term(tenant_a, term.id) is None
+        assert await host.delete_glossary_term(tenant_a, term.id) is False
+        # The term is free again.
+        await host.save_glossary_term(make_term(tenant_a, "revenue"), create=True)
+
+    async def test_glossary_is_tenant_scoped(
+        self, host: Host, tenant_a: str, tenant_b: str
+    ) -> None:
+        mine = make_term(tenant_a, "Revenue")
+        await host.save_glossary_term(mine, create=True)
+        assert await host.get_glossary_term(tenant_b, mine.id) is None
+        assert await host.list_glossary_terms(tenant_b, None, Page(10)) == []
+        assert await host.list_glossary_terms(tenant_b, "revenue", Page(10)) == []
+        assert await host.delete_glossary_term(tenant_b, mine.id) is False
+        with pytest.raises(NotFound):
+            await host.save_glossary_term(replace(mine, tenant_id=tenant_b), create=False)
+        # The same term is free in another tenant.
+        theirs = make_term(tenant_b, "REVENUE")
+        await host.save_glossary_term(theirs, create=True)
+        assert await host.list_glossary_terms(tenant_b, None, Page(10)) == [theirs]
+        assert await host.get_glossary_term(tenant_a, mine.id) == mine
+
+    # --- statistics ------------------------------------------------------------------
+
+    async def test_statistics_round_trip_and_replace(self, host: Host, tenant_a: str) -> None:
+        datasource = await self.registered(host, tenant_a, "shop")
+        assert await host.load_statistics(datasource) is None
+        await host.save_statistics(datasource, make_statistics(100))
+        assert await host.load_statistics(datasource) == make_statistics(100)
+        await host.save_statistics(datasource, make_statistics(250))
+        assert await host.load_statistics(datasource) == make_statistics(250)
+
+    async def test_statistics_are_tenant_scoped(
+        self, host: Host, tenant_a: str, tenant_b: str
+    ) -> None:
+        mine = await self.registered(host, tenant_a, "shop")
+        theirs = await self.registered(host, tenant_b, "shop")
+        await host.save_statistics(mine, make_statistics(100))
+        assert await host.load_statistics(theirs) is None
+
+    # --- forgetting a datasource -----------------------------------------------------
+
+    async def test_delete_metadata_forgets_only_that_datasource(
+        self, host: Host, tenant_a: str, tenant_b: str
+    ) -> None:
+        gone = await self.registered(host, tenant_a, "shop")
+        kept = [
+            await self.registered(host, tenant_a, "archive"),
+            await self.registered(host, tenant_b, "shop"),
+        ]
+        snapshots = {}
+        for datasource in [gone, *kept]:
+            await host.store_metadata(datasource, shop_graph())
+            snapshots[datasource.tenant_id, datasource.name] = self.snapshot(
+                datasource, 0, shop_graph()
+            )
+            await host.save_snapshot(snapshots[datasource.tenant_id, datasource.name])
+            await host.save_statistics(datasource, make_statistics(7))
+
+        await host.delete_metadata(gone)
+
+        assert await host.load_metadata(gone) is None
+        assert await host.list_snapshots(gone, Page(10)) == []
+        assert await host.get_snapshot(gone, snapshots[tenant_a, "shop"].id) is None
+        assert await host.load_statistics(gone) is None
+        hits = await host.search_metadata(tenant_a, "orders", "table", Page(10))
+        assert [h.datasource for h in hits] == ["archive"]
+        for datasource in kept:
+            snapshot = snapshots[datasource.tenant_id, datasource.name]
+            assert await host.load_metadata(datasource) == shop_graph()
+            assert await host.get_snapshot(datasource, snapshot.id) == snapshot
+            assert await host.load_statistics(datasource) == make_statistics(7)
+
+    # --- health ----------------------------------------------------------------------
+
+    async def test_store_plugins_report_up(self, host: Host) -> None:
+        checks = await host.check_health()
+        for hook in ["save_datasource", "store_metadata", "save_snapshot", "save_glossary_term"]:
+            owner = host.owner_of(hook)
+            assert owner is not None
+            assert checks[owner].status == "up", checks[owner]
