@@ -1,0 +1,105 @@
+"""Bringing MindsDB in line with the datasource registry after a start.
+
+MindsDB keeps its databases in its own storage, which can be lost (a new container, a
+wiped volume) while Weaver's registry survives. At start-up every registered datasource
+MindsDB lacks is created again. Databases that look like Weaver's but that the registry
+does not know (strays: a delete that failed half-way, another gateway's registry) are
+reported, never dropped: Weaver cannot tell whether it created them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from weaver.context import WeaverContext
+from weaver.errors import Problem
+from weaver.secrets import SecretsError
+from weaver.types import Datasource
+from weaver_mindsdb.service import MindsDB
+
+log = logging.getLogger(__name__)
+
+# Every internal name starts with this (see `weaver.api.datasources.internal_name`).
+INTERNAL_PREFIX = "w_"
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    recreated: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    strays: list[str] = field(default_factory=list)
+    finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def _label(datasource: Datasource) -> str:
+    # For logs and health: the tenant and public name, never the internal name.
+    return f"{datasource.tenant_id}/{datasource.name}"
+
+
+async def reconcile(
+    engine: MindsDB, datasources: list[Datasource], context: WeaverContext
+) -> Reconciliation:
+    """Create the registered datasources MindsDB lacks; report the strays.
+
+    A datasource that cannot be created (its server is down, its secrets do not open) is
+    listed in ``failed`` and the others still go ahead.
+    """
+    existing = await engine.database_names()
+    known = {d.internal_name.lower() for d in datasources}
+    recreated: list[str] = []
+    failed: dict[str, str] = {}
+    for datasource in datasources:
+        if datasource.internal_name.lower() in existing:
+            continue
+        try:
+            connection = context.reveal_connection(datasource)
+            await engine.register(datasource, connection, replace=False)
+        except (Problem, SecretsError) as error:
+            failed[_label(datasource)] = str(error)
+            log.warning(
+                "could not recreate datasource %s in MindsDB: %s",
+                _label(datasource),
+                error,
+            )
+            continue
+        recreated.append(_label(datasource))
+        log.info("recreated datasource %s in MindsDB", _label(datasource))
+    strays = sorted(n for n in existing if n.startswith(INTERNAL_PREFIX) and n not in known)
+    if strays:
+        log.warning(
+            "MindsDB has %d database(s) named like Weaver's that no datasource owns "
+            "(left in place): %s",
+            len(strays),
+            ", ".join(strays),
+        )
+    return Reconciliation(recreated=recreated, failed=failed, strays=strays)
+
+
+async def reconcile_until_done(
+    list_datasources: Callable[[], Awaitable[list[Datasource]]],
+    attempt: Callable[[list[Datasource]], Awaitable[Reconciliation]],
+    done: Callable[[Reconciliation], None],
+) -> None:
+    """Retry until one reconciliation completes, backing off up to a minute.
+
+    Run as a background task from start-up: neither MindsDB nor the registry's store has
+    to be up when the gateway starts (the store's own start-up may even run after this
+    plugin's), so a failure here is expected at first and only means "try again later".
+    """
+    delay = RETRY_FIRST_SECONDS
+    while True:
+        try:
+            result = await attempt(await list_datasources())
+        except Exception as error:  # any failure is retried; the task must not die
+            log.info("MindsDB reconciliation postponed %.1fs: %s", delay, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
+            continue
+        done(result)
+        return

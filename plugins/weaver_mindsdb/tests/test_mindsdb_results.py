@@ -1,0 +1,48 @@
+"""Column types read from MindsDB's untyped JSON rows; truncation."""
+
+from __future__ import annotations
+
+import pytest
+from weaver_mindsdb.client import Table
+from weaver_mindsdb.results import column_type, to_result
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1, 2, None], "integer"),
+        ([1, 2.5], "number"),
+        ([1.5, None], "number"),
+        ([True, False], "boolean"),
+        ([True, 1], "text"),
+        (["2024-01-02", None], "date"),
+        (["2024-01-02 10:00:00.000000", "2024-01-03T11:00:00Z"], "datetime"),
+        (["2024-01-02", "2024-01-03 10:00:00"], "datetime"),
+        (["2024-01-02", "soon"], "text"),
+        (["a", 1], "text"),
+        ([{"a": 1}, [1, 2]], "json"),
+        ([None, None], "null"),
+        ([], "null"),
+    ],
+)
+def test_column_type(values: list[object], expected: str) -> None:
+    assert column_type(values) == expected
+
+
+def test_rows_beyond_the_limit_mark_truncation() -> None:
+    table = Table(["id", "name"], [[1, "a"], [2, "b"], [3, None]])
+    cut = to_result(table, 2)
+    assert cut.rows == [[1, "a"], [2, "b"]] and cut.truncated is True
+    assert [(c.name, c.type) for c in cut.columns] == [("id", "integer"), ("name", "text")]
+    whole = to_result(table, 3)
+    assert len(whole.rows) == 3 and whole.truncated is False
+
+
+def test_types_are_read_from_the_rows_returned_only() -> None:
+    # The extra row fetched to detect truncation must not change a column's type.
+    table = Table(["v"], [[1], ["x"]])
+    assert to_result(table, 1).columns[0].type == "integer"
+
+
+def test_records_key_rows_by_lower_case_column() -> None:
+    assert Table(["TABLE_NAME", "n"], [["t", 1]]).records() == [{"table_name": "t", "n": 1}]

@@ -1,0 +1,85 @@
+"""The defence in depth: the rendered statement, as MindsDB's own parser reads it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from weaver_mindsdb.service import DIALECT
+from weaver_mindsdb.verify import verify_rendered
+
+from weaver import sql
+from weaver.errors import InvalidQuery
+from weaver.types import Datasource
+
+
+def _datasource(name: str) -> Datasource:
+    now = datetime.now(UTC)
+    return Datasource("t1", name, "postgres", f"w_0123456789ab_{name}", {}, "", [], None, now, now)
+
+
+DATASOURCES = {name: _datasource(name) for name in ("sales", "crm")}
+INTERNAL = [d.internal_name for d in DATASOURCES.values()]
+
+
+def render(tenant_sql: str, limit: int = 100) -> str:
+    """What the plugin sends for ``tenant_sql``, after the core's checks."""
+    statement = sql.parse_read_only(tenant_sql, DIALECT)
+    used = {n: DATASOURCES[n] for n in sql.referenced_datasources(statement)}
+    rewritten = sql.to_internal_names(statement, used)
+    return sql.with_limit(rewritten, limit + 1).sql(dialect=DIALECT)
+
+
+@pytest.mark.parametrize(
+    "tenant_sql",
+    [
+        "SELECT * FROM sales.orders WHERE id = 42",
+        "SELECT o.id, t.tier FROM sales.public.orders AS o "
+        "JOIN crm.tiers AS t ON o.customer_id = t.customer_id",
+        "WITH big AS (SELECT * FROM sales.orders WHERE total > 10) SELECT count(*) FROM big",
+        "SELECT * FROM (SELECT id FROM sales.orders) AS s",
+        "SELECT id FROM sales.orders WHERE customer_id IN (SELECT customer_id FROM crm.tiers)",
+        "SELECT id FROM sales.orders UNION SELECT customer_id FROM crm.tiers",
+        "SELECT CASE WHEN total > 1 THEN 'big' END, CAST(id AS CHAR), "
+        "row_number() OVER (ORDER BY id) FROM sales.orders",
+        "SELECT 1",
+    ],
+)
+def test_reads_of_the_named_datasources_pass(tenant_sql: str) -> None:
+    verify_rendered(render(tenant_sql), INTERNAL)
+
+
+def test_the_row_limit_is_one_more_than_asked_and_a_smaller_one_is_kept() -> None:
+    assert render("SELECT * FROM sales.orders", 10).endswith("LIMIT 11")
+    assert render("SELECT * FROM sales.orders LIMIT 3", 10).endswith("LIMIT 3")
+    assert render("SELECT * FROM sales.orders LIMIT 500", 10).endswith("LIMIT 11")
+
+
+@pytest.mark.parametrize(
+    "rendered",
+    [
+        # What a tenant must never get through, however the first parser read it.
+        "SELECT * FROM w_0123456789ab_sales (DROP TABLE orders)",
+        "SELECT * FROM w_0123456789ab_sales.orders JOIN w_fedcba987654_sales.orders",
+        "SELECT * FROM information_schema.databases",
+        "SELECT * FROM mindsdb.models",
+        "SELECT * FROM orders",
+        "SELECT * FROM w_0123456789ab_sales.orders FOR UPDATE",
+        "SELECT @@version FROM w_0123456789ab_sales.orders",
+        "DELETE FROM w_0123456789ab_sales.orders",
+        "SHOW DATABASES",
+        "SELECT * FROM w_0123456789ab_sales.orders; DROP DATABASE w_0123456789ab_sales",
+        "SELECT (SELECT x FROM files.secret) FROM w_0123456789ab_sales.orders",
+        "SELECT * FROM w_0123456789ab_sales.orders USING engine = 'x'",
+        "not sql at all",
+    ],
+)
+def test_anything_else_is_refused(rendered: str) -> None:
+    with pytest.raises(InvalidQuery):
+        verify_rendered(rendered, INTERNAL)
+
+
+def test_a_cte_name_is_a_table_only_where_it_is_defined() -> None:
+    verify_rendered("WITH c AS (SELECT 1 AS x) SELECT * FROM c", INTERNAL)
+    with pytest.raises(InvalidQuery):
+        verify_rendered("SELECT * FROM c", INTERNAL)
