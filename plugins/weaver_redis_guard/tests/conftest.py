@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import weaver_redis_guard.plugin
 from redis.asyncio import Redis
-from redis_servers import RedisServer, free_port
+from weaver_redis_guard.testing import RedisServer, free_port
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from redis_servers import RedisServer
 from weaver_redis_guard.plugin import PLUGIN_NAME, RedisGuard
+from weaver_redis_guard.testing import RedisServer
 
 from weaver.errors import GuardUnavailable, RateLimited
 from weaver.host import Host

@@ -1,4 +1,5 @@
-"""A throw-away ``redis-server`` process for tests that stop and restart their Redis."""
+"""Test helpers: a throw-away ``redis-server`` for tests that stop and restart their Redis
+(the live suites here, and the guard benchmark)."""
 
 from __future__ import annotations
 
