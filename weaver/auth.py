@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,6 +13,8 @@ from jwt.types import Options
 from weaver.errors import Unauthorized
 from weaver.settings import Settings
 from weaver.types import Principal
+
+VERIFIED_TOKEN_CACHE_SIZE = 4096
 
 
 class TokenVerifier:
@@ -29,16 +32,35 @@ class TokenVerifier:
         if self._audience:
             required.append("aud")
         self._options: Options = {"require": required, "verify_aud": bool(self._audience)}
+        # Verified tokens by their exact text (signature included), with their validity
+        # window: clients send the same token many times, and an HMAC check plus claim
+        # parsing costs more than the rest of a small request.
+        self._verified: OrderedDict[str, tuple[Principal, float, float]] = OrderedDict()
 
     def verify(self, authorization: str | None) -> Principal:
         if not authorization:
             raise Unauthorized("missing bearer token")
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise Unauthorized("expected 'Authorization: Bearer <token>'")
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, not_before, expires = cached
+            if not_before - self._leeway <= time.time() < expires + self._leeway:
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]
+        principal, not_before, expires = self._decode(token)
+        self._verified[token] = (principal, not_before, expires)
+        if len(self._verified) > VERIFIED_TOKEN_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, float, float]:
         try:
             claims = jwt.decode(
-                token.strip(),
+                token,
                 self._key,
                 algorithms=self._algorithms,
                 issuer=self._issuer,
@@ -60,7 +82,8 @@ class TokenVerifier:
             raise Unauthorized("token algorithm is not accepted") from None
         except jwt.InvalidTokenError:
             raise Unauthorized("token is invalid") from None
-        return principal_from_claims(claims)
+        not_before = float(claims.get("nbf", claims.get("iat", 0)))
+        return principal_from_claims(claims), not_before, float(claims["exp"])
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:

@@ -83,10 +83,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                 errors.Problem("an unexpected error occurred; quote the request id"), request_id
             )
         response.headers["X-Request-Id"] = request_id
-        principal: Principal | None = request.get(PRINCIPAL)
-        if principal is not None:
-            span.set_attribute("weaver.tenant_id", principal.tenant_id)
-        span.set_attribute("http.response.status_code", response.status)
+        if span.is_recording():
+            principal: Principal | None = request.get(PRINCIPAL)
+            if principal is not None:
+                span.set_attribute("weaver.tenant_id", principal.tenant_id)
+            span.set_attribute("http.response.status_code", response.status)
     elapsed = time.perf_counter() - started
     metrics = request.app[METRICS]
     metrics.requests.labels(route, request.method, str(response.status)).inc()

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -88,24 +89,28 @@ def prepare_multiprocess_metrics(directory: Path) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
-def setup_tracing() -> None:
-    """Install the SDK tracer provider once per process.
+def setup_tracing(environ: Mapping[str, str] | None = None) -> None:
+    """Export spans over OTLP when the standard ``OTEL_EXPORTER_OTLP_*`` variables name
+    an endpoint.
 
-    Spans are exported over OTLP only when the standard ``OTEL_EXPORTER_OTLP_*``
-    variables name an endpoint; otherwise they are created (so trace ids reach the logs)
-    and dropped.
+    Otherwise the API's no-op provider stays in place: recording spans nobody exports
+    cost more than the rest of a small request. An embedding application that installs
+    its own SDK provider first gets Weaver's spans in it.
     """
+    environ = os.environ if environ is None else environ
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return
+    if not (
+        environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    ):
+        return
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
     provider = TracerProvider(
         resource=Resource.create({"service.name": "weaver", "service.version": __version__})
     )
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-    ):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
 
 

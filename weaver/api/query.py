@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
@@ -12,6 +13,7 @@ from uuid import UUID
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
+from sqlglot import exp
 
 from weaver import sql
 from weaver.api.datasources import datasource_or_404
@@ -45,6 +47,17 @@ class QueryResponse(BaseModel):
     row_count: int
     truncated: bool
     elapsed_ms: float
+
+
+@functools.lru_cache(maxsize=1024)
+def checked_statement(text: str, dialect: str | None) -> tuple[exp.Expression, tuple[str, ...]]:
+    """The parsed, checked statement and the datasources it names.
+
+    Cached because dashboards send the same SQL again and again, and parsing costs more
+    than running a small query. The tree is shared: engines rewrite a copy of it.
+    """
+    statement = sql.parse_read_only(text, dialect)
+    return statement, tuple(sorted(sql.referenced_datasources(statement)))
 
 
 def jsonable(value: Any) -> Any:
@@ -91,11 +104,8 @@ async def run_query(request: web.Request, body: QueryRequest) -> web.StreamRespo
     if timeout > settings.mindsdb_timeout:
         raise _field_error("timeout_seconds", f"at most {settings.mindsdb_timeout:g} seconds")
 
-    statement = sql.parse_read_only(body.sql, host.sql_dialect())
-    datasources = {
-        name: await datasource_or_404(host, principal.tenant_id, name)
-        for name in sorted(sql.referenced_datasources(statement))
-    }
+    statement, names = checked_statement(body.sql, host.sql_dialect())
+    datasources = {name: await datasource_or_404(host, principal.tenant_id, name) for name in names}
     query = PreparedQuery(statement, datasources, body.limit, timeout)
     engine = host.query_engine or "none"
     started = time.perf_counter()

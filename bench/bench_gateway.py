@@ -1,0 +1,231 @@
+"""Gateway overhead: Weaver on the embedded defaults against a bare aiohttp handler.
+
+Both servers run as separate processes on loopback and answer the same JSON; one load
+generator drives both, in alternating rounds, so machine noise hits them alike. The
+figure that matters is the ratio: Weaver should keep at least half of the bare
+handler's throughput.
+
+    python bench/bench_gateway.py [--requests 3000] [--concurrency 16] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BARE_SERVER = """
+import sys
+from aiohttp import web
+body = open(sys.argv[2], "rb").read()
+async def answer(request):
+    if request.method == "POST":
+        await request.read()
+    return web.Response(body=body, content_type="application/json")
+app = web.Application()
+app.router.add_route("*", "/{tail:.*}", answer)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+@dataclass
+class Scenario:
+    name: str
+    method: str
+    path: str
+    body: dict[str, object] | None
+
+
+@dataclass
+class Result:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_until_up(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            try:
+                async with session.get(url) as response:
+                    if response.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str]) -> Iterator[None]:
+    child = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+async def load(
+    base: str, scenario: Scenario, headers: dict[str, str], requests: int, concurrency: int
+) -> Result:
+    latencies: list[float] = []
+    remaining = iter(range(requests))
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    data = json.dumps(scenario.body).encode() if scenario.body is not None else None
+    request_headers = {**headers, "Content-Type": "application/json"}
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            for _ in remaining:
+                started = time.perf_counter()
+                async with session.request(
+                    scenario.method, base + scenario.path, data=data, headers=request_headers
+                ) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"{scenario.name}: HTTP {response.status}")
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return Result(
+        requests / elapsed,
+        latencies[len(latencies) // 2] * 1000,
+        latencies[int(len(latencies) * 0.99)] * 1000,
+    )
+
+
+def write_shop(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, country TEXT);"
+            + "".join(
+                f"INSERT INTO customers VALUES ({i}, 'Customer {i}', 'KR');" for i in range(100)
+            )
+        )
+    db.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="weaver-bench-"))
+    env = {
+        **os.environ,
+        "WEAVER_DATA_DIR": str(workdir / "data"),
+        "WEAVER_SQLITE_ROOT": str(workdir / "sqlite"),
+        "ENCRYPTION_KEY": "bench-encryption-key-0123456789abcdef",
+        "JWT_SECRET_KEY": "bench-jwt-secret-0123456789abcdef0123",
+        # The guard runs, but the budget must not be the thing measured.
+        "WEAVER_RATE_LIMIT": "1000000000/60s",
+        "LOG_LEVEL": "WARNING",
+    }
+    for flag in (
+        "WEAVER_EXTERNAL_MODE",
+        "WEAVER_METADATA_EXTERNAL_MODE",
+        "WEAVER_METADATA_PG_MODE",
+        "WEAVER_REQUEST_GUARD_REDIS_MODE",
+    ):
+        env.pop(flag, None)
+    write_shop(workdir / "sqlite" / "shop.db")
+    token = subprocess.run(
+        [sys.executable, "-m", "weaver", "token", "--tenant", "bench", "--roles", "editor"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    scenarios = [
+        Scenario("GET /api/datasources", "GET", "/api/datasources", None),
+        Scenario(
+            "POST /api/query (10 rows)",
+            "POST",
+            "/api/query",
+            {"sql": "SELECT id, name, country FROM shop.customers WHERE id < 10"},
+        ),
+    ]
+
+    gateway_port, bare_port = free_port(), free_port()
+    gateway = f"http://127.0.0.1:{gateway_port}"
+    bare = f"http://127.0.0.1:{bare_port}"
+    serve = [sys.executable, "-m", "weaver", "serve", "--port", str(gateway_port)]
+    with process(serve, env):
+        await wait_until_up(gateway + "/health/live")
+        async with aiohttp.ClientSession(headers=headers) as session:
+            body = {"name": "shop", "engine": "sqlite", "connection": {"path": "shop.db"}}
+            async with session.post(gateway + "/api/datasources", json=body) as response:
+                assert response.status == 201, await response.text()
+
+        print(f"{'scenario':<28} {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+        for scenario in scenarios:
+            async with aiohttp.ClientSession(headers=headers) as session:
+                async with session.request(
+                    scenario.method, gateway + scenario.path, json=scenario.body
+                ) as response:
+                    answer = await response.read()
+            answer_file = workdir / "answer.json"
+            answer_file.write_bytes(answer)
+            bare_server = [sys.executable, "-c", BARE_SERVER, str(bare_port), str(answer_file)]
+            with process(bare_server, env):
+                await wait_until_up(bare + "/")
+                runs: dict[str, list[Result]] = {"bare": [], "weaver": []}
+                # Warm both, then alternate rounds so drift affects them equally.
+                await load(bare, scenario, headers, 300, args.concurrency)
+                await load(gateway, scenario, headers, 300, args.concurrency)
+                for _ in range(args.rounds):
+                    for label, base in (("bare", bare), ("weaver", gateway)):
+                        runs[label].append(
+                            await load(base, scenario, headers, args.requests, args.concurrency)
+                        )
+            medians = {
+                label: Result(
+                    statistics.median(r.requests_per_second for r in results),
+                    statistics.median(r.p50_ms for r in results),
+                    statistics.median(r.p99_ms for r in results),
+                )
+                for label, results in runs.items()
+            }
+            for label, result in medians.items():
+                print(
+                    f"{scenario.name:<28} {label:<8} {result.requests_per_second:>9.0f} "
+                    f"{result.p50_ms:>8.2f} {result.p99_ms:>8.2f}"
+                )
+            ratio = medians["weaver"].requests_per_second / medians["bare"].requests_per_second
+            verdict = "meets" if ratio >= 0.5 else "MISSES"
+            print(f"{scenario.name:<28} weaver keeps {ratio:.0%} of bare throughput ({verdict} 50%)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
