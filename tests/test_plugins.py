@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import ClientFactory
 from weaver.app import create_app
+from weaver.bootstrap import build_host
 from weaver.plugins import PluginLoadError, build_plugin_manager, mode_flag
 from weaver.settings import Settings
 
@@ -176,3 +177,19 @@ async def test_startup_failure_and_hanging_health_are_down(
     assert "refused" in checks["nostart"]["detail"]
     assert checks["hangs"]["status"] == "down"
     assert "0.2s" in checks["hangs"]["detail"]
+
+
+async def test_every_plugin_is_shut_down_even_when_one_fails(settings: Settings) -> None:
+    from tests.plugins import slow_and_failing
+
+    environ = {"WEAVER_BADCLOSE_MODE": "1", "WEAVER_GOODCLOSE_MODE": "1"}
+    discovered = [
+        entry("badclose", "tests.plugins.slow_and_failing:fails_to_shut_down"),
+        entry("goodclose", "tests.plugins.slow_and_failing:shuts_down"),
+    ]
+    before = slow_and_failing.shuts_down.calls
+    host = build_host(settings, environ=environ, discovered=discovered)
+    await host.startup()
+    await host.shutdown()
+    assert slow_and_failing.fails_to_shut_down.calls >= 1
+    assert slow_and_failing.shuts_down.calls == before + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
@@ -119,4 +120,7 @@ def mint_token(
         claims["iss"] = settings.jwt_issuer
     if settings.jwt_audience:
         claims["aud"] = settings.jwt_audience
-    return jwt.encode(claims, settings.jwt_secret_key, algorithm=settings.jwt_algorithm)
+    with warnings.catch_warnings():
+        # The development default secret is short on purpose (production refuses it).
+        warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
+        return jwt.encode(claims, settings.jwt_secret_key, algorithm=settings.jwt_algorithm)

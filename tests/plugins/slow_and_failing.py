@@ -23,3 +23,21 @@ class HangsOnHealth:
 
 fails_to_start = FailsToStart()
 hangs_on_health = HangsOnHealth()
+
+
+class ShutdownRecorder:
+    """Counts shutdowns; registered twice under two names, one of which fails."""
+
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.calls = 0
+
+    @hookimpl
+    def weaver_shutdown(self) -> None:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("could not close the pool")
+
+
+fails_to_shut_down = ShutdownRecorder(fail=True)
+shuts_down = ShutdownRecorder(fail=False)
