@@ -1,0 +1,1 @@
+"""Weaver's snapshots, glossary and statistics in PostgreSQL (entry point ``pg``)."""

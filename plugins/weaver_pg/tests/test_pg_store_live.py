@@ -1,0 +1,230 @@
+"""The pg plugin against a real PostgreSQL: the store contract with the plugin owning
+snapshots, glossary and statistics (the embedded store keeps the registry and the graph),
+its schema, and the server going away and coming back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from weaver_pg.plugin import PLUGIN_NAME
+from weaver_pg.schema import MIGRATIONS, SCHEMA
+
+from weaver.errors import Unavailable
+from weaver.host import Host
+from weaver.settings import Settings
+from weaver.testing.harness import make_settings, running_host
+from weaver.testing.store import StoreContract, make_datasource, make_statistics, make_term
+
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.skipif(
+        os.environ.get("WEAVER_RUN_E2E") != "1", reason="live suite: set WEAVER_RUN_E2E=1"
+    ),
+]
+
+# The metadata database that scripts/services.sh creates.
+DEFAULT_DSN = "postgresql://sample_user:sample_password@127.0.0.1:5433/weaver_meta"
+PG_HOOKS = [
+    "save_snapshot",
+    "list_snapshots",
+    "get_snapshot",
+    "save_glossary_term",
+    "get_glossary_term",
+    "list_glossary_terms",
+    "delete_glossary_term",
+    "save_statistics",
+    "load_statistics",
+]
+
+
+@pytest.fixture
+def dsn() -> str:
+    return os.environ.get("POSTGRES_DSN") or DEFAULT_DSN
+
+
+def pg_settings(tmp_path: Path, dsn: str) -> Settings:
+    return make_settings(tmp_path, WEAVER_METADATA_PG_MODE="true", POSTGRES_DSN=dsn)
+
+
+async def forget_tenants(dsn: str, *tenant_ids: str) -> None:
+    """The shared database keeps what tests wrote unless they remove it."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        for table in ("snapshots", "glossary_terms", "statistics"):
+            await connection.execute(
+                f"DELETE FROM {SCHEMA}.{table} WHERE tenant_id = any($1::text[])", tenant_ids
+            )
+    finally:
+        await connection.close()
+
+
+class TestPgStore(StoreContract):
+    @pytest.fixture
+    async def host(
+        self, tmp_path: Path, dsn: str, tenant_a: str, tenant_b: str
+    ) -> AsyncIterator[Host]:
+        async with running_host(pg_settings(tmp_path, dsn)) as host:
+            assert {host.owner_of(hook) for hook in PG_HOOKS} == {PLUGIN_NAME}
+            assert host.owner_of("save_datasource") == "embedded_store"
+            assert host.owner_of("store_metadata") == "embedded_store"
+            assert (await host.check_health())[PLUGIN_NAME].status == "up"
+            yield host
+        await forget_tenants(dsn, tenant_a, tenant_b)
+
+
+@pytest.fixture
+async def host(tmp_path: Path, dsn: str) -> AsyncIterator[Host]:
+    async with running_host(pg_settings(tmp_path, dsn)) as host:
+        yield host
+
+
+async def test_schema_is_migrated_to_the_latest_version(host: Host, dsn: str) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        versions = await connection.fetch(
+            f"SELECT version FROM {SCHEMA}.schema_migrations ORDER BY version"
+        )
+        tables = await connection.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", SCHEMA
+        )
+    finally:
+        await connection.close()
+    assert [row["version"] for row in versions] == list(range(1, len(MIGRATIONS) + 1))
+    assert {row["table_name"] for row in tables} >= {
+        "snapshots",
+        "glossary_terms",
+        "statistics",
+        "schema_migrations",
+    }
+
+
+async def test_gateways_starting_together_share_the_schema(tmp_path: Path, dsn: str) -> None:
+    async def start(index: int) -> dict[str, str]:
+        async with running_host(pg_settings(tmp_path / str(index), dsn)) as host:
+            return {
+                name: check.status
+                for name, check in (await host.check_health()).items()
+                if name == PLUGIN_NAME
+            }
+
+    assert await asyncio.gather(*(start(n) for n in range(3))) == [{PLUGIN_NAME: "up"}] * 3
+
+
+async def test_glossary_terms_are_unique_in_the_database(host: Host, dsn: str) -> None:
+    """The rule holds for every writer of the table, not only through the plugin."""
+    term = make_term("tunique", "Revenue")
+    await host.save_glossary_term(term, create=True)
+    connection = await asyncpg.connect(dsn)
+    try:
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await connection.execute(
+                f"INSERT INTO {SCHEMA}.glossary_terms"
+                " (tenant_id, id, term, definition, synonyms, columns, created_at, updated_at)"
+                " VALUES ($1, 'other', 'REVENUE', '', '{}', '{}', now(), now())",
+                term.tenant_id,
+            )
+    finally:
+        await connection.close()
+        await forget_tenants(dsn, term.tenant_id)
+
+
+# --- the server going away ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Relay:
+    """A TCP relay to the real server that a test can cut and restore, standing for
+    PostgreSQL going down and coming back."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        self._writers |= {writer, upstream_writer}
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pump(reader, upstream_writer), pump(upstream_reader, writer))
+
+
+@pytest.fixture
+async def relay(dsn: str) -> AsyncIterator[Relay]:
+    server = urlsplit(dsn)
+    relay = Relay((server.hostname or "127.0.0.1", server.port or 5432))
+    yield relay
+    await relay.stop()
+
+
+def through(relay: Relay, dsn: str) -> str:
+    """``dsn`` with the relay in place of the server."""
+    parts = urlsplit(dsn)
+    credentials = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=f"{credentials}@127.0.0.1:{relay.port}"))
+
+
+async def pg_status(host: Host) -> str:
+    return (await host.check_health())[PLUGIN_NAME].status
+
+
+async def test_starts_while_postgres_is_down_and_recovers(
+    tmp_path: Path, dsn: str, relay: Relay
+) -> None:
+    async with running_host(pg_settings(tmp_path, through(relay, dsn))) as host:
+        assert PLUGIN_NAME not in host.startup_errors
+        assert await pg_status(host) == "down"
+        datasource = make_datasource("trecover", "shop")
+        with pytest.raises(Unavailable):
+            await host.save_statistics(datasource, make_statistics(1))
+
+        await relay.start()
+        assert await pg_status(host) == "up"
+        await host.save_statistics(datasource, make_statistics(1))
+
+        # Every open connection is cut: the pool must notice and reconnect later.
+        await relay.stop()
+        assert await pg_status(host) == "down"
+        with pytest.raises(Unavailable):
+            await host.load_statistics(datasource)
+
+        await relay.start()
+        assert await pg_status(host) == "up"
+        assert await host.load_statistics(datasource) == make_statistics(1)
+        await host.delete_metadata(datasource)
+        assert await host.load_statistics(datasource) is None
