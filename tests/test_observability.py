@@ -60,3 +60,18 @@ def test_json_log_lines_carry_request_fields() -> None:
     assert line["level"] == "ERROR"
     assert line["request_id"] == "req-1"
     assert line["route"] == "/api/query"
+
+
+def test_sentry_without_the_sdk_only_warns(caplog: pytest.LogCaptureFixture) -> None:
+    from weaver.observability import setup_error_tracking
+    from weaver.settings import Settings
+
+    settings = Settings.from_env_names({"SENTRY_DSN": "https://key@sentry.example/1"})
+    try:
+        import sentry_sdk  # noqa: F401
+    except ImportError:
+        assert setup_error_tracking(settings) is False
+        assert "sentry-sdk is not installed" in caplog.text
+    else:
+        pytest.skip("sentry-sdk is installed here")
+    assert setup_error_tracking(Settings.from_env_names({})) is False

@@ -15,7 +15,11 @@ from aiohttp import web
 from weaver import __version__
 from weaver.auth import mint_token
 from weaver.bootstrap import ConfigurationError, build_host
-from weaver.observability import prepare_multiprocess_metrics, setup_logging
+from weaver.observability import (
+    prepare_multiprocess_metrics,
+    setup_error_tracking,
+    setup_logging,
+)
 from weaver.settings import Settings
 
 log = logging.getLogger("weaver")
@@ -54,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"weaver: invalid settings: {error}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, json_lines=settings.is_production)
+    setup_error_tracking(settings)
     try:
         if args.command == "serve":
             return _serve(settings, args.host, args.port, args.workers, args.demo)
@@ -139,6 +144,7 @@ def _run_worker(host: str, port: int, reuse_port: bool) -> None:
 
     settings = Settings()
     setup_logging(settings.log_level, json_lines=settings.is_production)
+    setup_error_tracking(settings)
     web.run_app(
         create_app(settings),
         host=host,

@@ -25,6 +25,7 @@ from prometheus_client import (
 )
 
 from weaver import __version__
+from weaver.settings import Settings
 
 # Latency buckets for a gateway: most answers take milliseconds, queries up to seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -112,6 +113,29 @@ def setup_tracing(environ: Mapping[str, str] | None = None) -> None:
     )
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+
+
+def setup_error_tracking(settings: Settings) -> bool:
+    """Report unhandled errors to Sentry when ``SENTRY_DSN`` is set and the optional
+    ``sentry-sdk`` is installed (``pip install 'weaver-gateway[sentry]'``)."""
+    if not settings.sentry_dsn:
+        return False
+    try:
+        import sentry_sdk
+    except ImportError:
+        logging.getLogger(__name__).warning(
+            "SENTRY_DSN is set but sentry-sdk is not installed; errors are only logged"
+        )
+        return False
+    sentry_sdk.init(
+        dsn=settings.sentry_dsn,
+        environment=settings.app_env,
+        release=f"weaver@{__version__}",
+        # Requests may carry datasource credentials; never ship bodies or headers.
+        send_default_pii=False,
+        max_request_body_size="never",
+    )
+    return True
 
 
 class JsonFormatter(logging.Formatter):
