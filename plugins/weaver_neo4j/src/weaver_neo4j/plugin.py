@@ -1,0 +1,204 @@
+"""The schema graph in Neo4j: this plugin owns ``store_metadata``, ``load_metadata`` and
+``search_metadata``; the datasource registry, snapshots, glossary and statistics stay
+with whichever store owns them.
+
+Enabled by ``WEAVER_METADATA_EXTERNAL_MODE=true``; the server is ``NEO4J_URI`` with
+``NEO4J_USER``/``NEO4J_PASSWORD``. One async driver (its own connection pool) per
+gateway, kept in ``context.state["neo4j"]``.
+
+Neo4j being down never stops the gateway: start-up only tries to create the constraints
+and indexes, and every call first makes sure they exist, so a server that comes up later
+is used — with its schema — from the first request that reaches it. Calls fail fast (a
+short connect timeout, little retrying) with `Unavailable`, whose detail names the
+failure but never the password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from neo4j import AsyncDriver, AsyncGraphDatabase
+from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired, TransientError
+
+from weaver import hookimpl
+from weaver.builtin.store import _search_cursor as search_cursor
+from weaver.context import WeaverContext
+from weaver.errors import Unavailable
+from weaver.settings import Settings
+from weaver.types import Datasource, HealthCheck, Page, SchemaGraph, SearchHit, SearchKind
+from weaver_neo4j.graph import (
+    GraphChanged,
+    Row,
+    delete_graph,
+    read_graph,
+    replace_graph,
+    search_graph,
+)
+from weaver_neo4j.schema import ensure_schema
+
+PLUGIN_NAME = "neo4j"
+log = logging.getLogger(__name__)
+
+# A reachable server answers a TCP connect in milliseconds; waiting longer only delays
+# the 503 of a request that cannot be served.
+CONNECT_TIMEOUT_SECONDS = 2.0
+# Managed transactions retry transient failures (a deadlock, a lost connection) until
+# this much time has passed; the driver's default of 30 s would hold a request that long.
+RETRY_SECONDS = 2.0
+# Reads of a graph that a sync replaced mid-read before giving up; a second nearly
+# always sees one whole graph.
+READ_ATTEMPTS = 3
+
+
+def neo4j_driver(settings: Settings) -> AsyncDriver:
+    return AsyncGraphDatabase.driver(
+        settings.neo4j_uri,
+        auth=(settings.neo4j_user, settings.neo4j_password),
+        connection_timeout=CONNECT_TIMEOUT_SECONDS,
+        connection_acquisition_timeout=2 * CONNECT_TIMEOUT_SECONDS,
+        max_transaction_retry_time=RETRY_SECONDS,
+        telemetry_disabled=True,
+    )
+
+
+@asynccontextmanager
+async def reaching_neo4j() -> AsyncIterator[None]:
+    """Turn "cannot talk to Neo4j" into `Unavailable`; the detail reaches the caller, so
+    it names the failure, never the server's address or the credentials."""
+    try:
+        yield
+    except AuthError as error:
+        raise Unavailable(
+            "the metadata graph's Neo4j refused the configured credentials"
+            " (NEO4J_USER/NEO4J_PASSWORD)"
+        ) from error
+    except (ServiceUnavailable, SessionExpired, TransientError, OSError, TimeoutError) as error:
+        raise Unavailable(
+            f"the metadata graph's Neo4j cannot be reached ({type(error).__name__})"
+        ) from error
+
+
+class Neo4jCatalog:
+    def __init__(self, settings: Settings) -> None:
+        self.driver = neo4j_driver(settings)
+        self.schema_ready = False
+        self._schema_lock = asyncio.Lock()
+
+    async def ready(self) -> AsyncDriver:
+        """The driver, once the constraints and indexes exist."""
+        if not self.schema_ready:
+            async with self._schema_lock:
+                if not self.schema_ready:
+                    async with reaching_neo4j():
+                        await ensure_schema(self.driver)
+                    self.schema_ready = True
+        return self.driver
+
+    async def store(self, datasource: Datasource, graph: SchemaGraph) -> None:
+        driver = await self.ready()
+        async with reaching_neo4j(), driver.session() as session:
+            dangling = await session.execute_write(
+                replace_graph, _scope(datasource), graph, uuid.uuid4().hex
+            )
+        if dangling:
+            log.warning(
+                "%d foreign keys of a synced datasource name columns outside its graph;"
+                " they are not stored",
+                dangling,
+            )
+
+    async def load(self, datasource: Datasource) -> SchemaGraph | None:
+        driver = await self.ready()
+        for _attempt in range(READ_ATTEMPTS):
+            try:
+                async with reaching_neo4j(), driver.session() as session:
+                    return await session.execute_read(read_graph, _scope(datasource))
+            except GraphChanged:
+                # A sync committed while this read ran; the next read starts after it.
+                continue
+        raise Unavailable("the schema graph kept changing while it was read; try again")
+
+    async def search(
+        self, tenant_id: str, text: str, kind: SearchKind, page: Page
+    ) -> list[SearchHit]:
+        cursor = search_cursor(kind, page.after)
+        driver = await self.ready()
+        async with reaching_neo4j(), driver.session() as session:
+            return await session.execute_read(
+                search_graph, tenant_id, text, kind, cursor, page.limit
+            )
+
+    async def delete(self, datasource: Datasource) -> None:
+        driver = await self.ready()
+        async with reaching_neo4j(), driver.session() as session:
+            await session.execute_write(delete_graph, _scope(datasource))
+
+    async def health(self) -> HealthCheck:
+        started = time.perf_counter()
+        try:
+            async with reaching_neo4j(), self.driver.session() as session:
+                await (await session.run("RETURN 1")).consume()
+        except Unavailable as error:
+            return HealthCheck("down", error.detail)
+        return HealthCheck("up", latency_ms=round((time.perf_counter() - started) * 1000, 2))
+
+
+def _scope(datasource: Datasource) -> Row:
+    return {"tenant_id": datasource.tenant_id, "datasource": datasource.name}
+
+
+def _catalog(context: WeaverContext) -> Neo4jCatalog:
+    catalog = context.state.get(PLUGIN_NAME)
+    if not isinstance(catalog, Neo4jCatalog):
+        # Start-up failed (a malformed NEO4J_URI); the plugin is reported down.
+        raise Unavailable("the metadata graph's Neo4j driver could not be created")
+    return catalog
+
+
+@hookimpl
+async def weaver_startup(context: WeaverContext) -> None:
+    catalog = Neo4jCatalog(context.settings)
+    context.state[PLUGIN_NAME] = catalog
+    try:
+        await catalog.ready()
+    except Unavailable as error:
+        log.warning("%s; constraints and indexes will be created on first use", error.detail)
+
+
+@hookimpl
+async def weaver_shutdown(context: WeaverContext) -> None:
+    await _catalog(context).driver.close()
+
+
+@hookimpl
+async def check_health(context: WeaverContext) -> HealthCheck:
+    return await _catalog(context).health()
+
+
+@hookimpl
+async def store_metadata(
+    context: WeaverContext, datasource: Datasource, graph: SchemaGraph
+) -> None:
+    await _catalog(context).store(datasource, graph)
+
+
+@hookimpl
+async def load_metadata(context: WeaverContext, datasource: Datasource) -> SchemaGraph | None:
+    return await _catalog(context).load(datasource)
+
+
+@hookimpl
+async def search_metadata(
+    context: WeaverContext, tenant_id: str, text: str, kind: SearchKind, page: Page
+) -> list[SearchHit]:
+    return await _catalog(context).search(tenant_id, text, kind, page)
+
+
+@hookimpl
+async def delete_metadata(context: WeaverContext, datasource: Datasource) -> None:
+    await _catalog(context).delete(datasource)

@@ -1,0 +1,162 @@
+"""How a schema graph becomes Cypher parameters and how read rows become a graph again.
+
+Pure functions, no server: the live suite proves the Cypher itself.
+"""
+
+from __future__ import annotations
+
+import pytest
+from weaver_neo4j.graph import (
+    GraphChanged,
+    Row,
+    assemble,
+    reference_rows,
+    schema_rows,
+    table_batches,
+)
+
+from weaver.testing.store import shop_graph
+from weaver.types import Column, ColumnRef, SchemaGraph, Table
+
+
+def wide_graph(tables: int, columns: int) -> SchemaGraph:
+    return SchemaGraph(
+        schemas=["s"],
+        tables=[
+            Table("s", f"t{n}", [Column(f"c{i}", "int", True, i) for i in range(1, columns + 1)])
+            for n in range(tables)
+        ],
+    )
+
+
+def test_schemas_keep_their_order_once_each_and_gain_the_ones_tables_name() -> None:
+    graph = SchemaGraph(
+        schemas=["sales", "public", "sales", "empty"],
+        tables=[Table("public", "a", []), Table("staging", "b", []), Table("sales", "c", [])],
+    )
+    assert schema_rows(graph) == [
+        {"name": "sales", "position": 0},
+        {"name": "public", "position": 1},
+        {"name": "empty", "position": 2},
+        {"name": "staging", "position": 3},
+    ]
+
+
+def test_table_batches_cut_by_column_count_and_keep_positions() -> None:
+    batches = list(table_batches(wide_graph(tables=5, columns=3), size=7))
+    assert [[row["name"] for row in batch] for batch in batches] == [
+        ["t0", "t1"],
+        ["t2", "t3"],
+        ["t4"],
+    ]
+    assert [row["position"] for batch in batches for row in batch] == [0, 1, 2, 3, 4]
+    assert batches[0][0]["columns"][2] == {
+        "name": "c3",
+        "data_type": "int",
+        "nullable": True,
+        "ordinal": 3,
+        "primary_key": False,
+    }
+
+
+def test_a_table_wider_than_a_batch_is_a_batch_of_its_own() -> None:
+    graph = SchemaGraph(["s"], [*wide_graph(1, 2).tables, *wide_graph(1, 9).tables])
+    assert [len(batch) for batch in table_batches(graph, size=4)] == [1, 1]
+    assert list(table_batches(SchemaGraph(["s"], []))) == []
+
+
+def test_references_join_created_columns_and_count_the_dangling() -> None:
+    graph = shop_graph()
+    graph.tables[0].columns[1].references = ColumnRef("crm", "accounts", "id")
+    ids = {
+        ("public", "Customers", "id"): "id-1",
+        ("public", "Customers", "Email_Address"): "id-2",
+        ("sales", "orders", "customer_id"): "id-3",
+    }
+    rows, dangling = reference_rows(graph, ids)
+    assert rows == [{"source": "id-3", "target": "id-1"}]
+    assert dangling == 1
+
+
+def read_rows(graph: SchemaGraph, sync_id: str = "s1") -> list[Row]:
+    """What READ_GRAPH answers for ``graph``: one row per column, per empty table and
+    per empty schema, ordered by table position then ordinal."""
+    positions = {name: n for n, name in enumerate(graph.schemas)}
+
+    def node(**values: object) -> Row:
+        return {**values, "sync_id": sync_id}
+
+    rows: list[Row] = []
+    for position, table in enumerate(graph.tables):
+        schema = node(name=table.schema, position=positions[table.schema])
+        table_node = node(
+            name=table.name, schema=table.schema, position=position, row_count=table.row_count
+        )
+        columns = sorted(table.columns, key=lambda c: c.ordinal) or [None]
+        for column in columns:
+            column_node = target = None
+            if column is not None:
+                column_node = node(
+                    name=column.name,
+                    data_type=column.data_type,
+                    nullable=column.nullable,
+                    ordinal=column.ordinal,
+                    primary_key=column.primary_key,
+                )
+                ref = column.references
+                if ref is not None:
+                    target = {"schema": ref.schema, "table": ref.table, "name": ref.column}
+            rows.append(
+                {
+                    "sync_id": sync_id,
+                    "schema": schema,
+                    "table": table_node,
+                    "column": column_node,
+                    "target": target,
+                }
+            )
+    used = {table.schema for table in graph.tables}
+    for name in graph.schemas:
+        if name not in used:
+            rows.insert(
+                0,
+                {
+                    "sync_id": sync_id,
+                    "schema": node(name=name, position=positions[name]),
+                    "table": None,
+                    "column": None,
+                    "target": None,
+                },
+            )
+    return rows
+
+
+def test_rows_fold_back_into_the_graph() -> None:
+    graph = shop_graph()
+    graph.schemas.insert(0, "empty")
+    graph.tables.insert(0, Table("sales", "no_columns", [], row_count=0))
+    assert assemble(read_rows(graph)) == graph
+
+
+def test_no_rows_means_never_synced() -> None:
+    assert assemble([]) is None
+
+
+def test_a_datasource_synced_empty_is_an_empty_graph() -> None:
+    only_node = [{"sync_id": "s1", "schema": None, "table": None, "column": None, "target": None}]
+    assert assemble(only_node) == SchemaGraph([], [])
+
+
+@pytest.mark.parametrize("part", ["schema", "table", "column"])
+def test_rows_of_two_syncs_are_refused(part: str) -> None:
+    rows = read_rows(shop_graph())
+    rows[-1][part] = {**rows[-1][part], "sync_id": "s2"}
+    with pytest.raises(GraphChanged):
+        assemble(rows)
+
+
+def test_a_datasource_stamped_by_another_sync_is_refused() -> None:
+    rows = read_rows(shop_graph())
+    rows[-1]["sync_id"] = "s2"
+    with pytest.raises(GraphChanged):
+        assemble(rows)
