@@ -1,0 +1,143 @@
+"""Helpers for live tests against a real MindsDB and the PostgreSQL sample databases.
+
+Used by this plugin's live suite, the external end-to-end suite and the benchmark; needs
+the ``test`` extra (pytest, asyncpg).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from weaver.api.datasources import internal_name
+from weaver.context import secret_binding
+from weaver.host import Host
+from weaver.settings import Settings
+from weaver.testing import make_settings
+from weaver.types import Datasource
+
+RUN_E2E = os.environ.get("WEAVER_RUN_E2E") == "1"
+live = pytest.mark.skipif(not RUN_E2E, reason="live MindsDB suite: set WEAVER_RUN_E2E=1")
+
+LIVE_ENV = (
+    "MINDSDB_URL",
+    "WEAVER_E2E_DS_HOST",
+    "WEAVER_E2E_DS_PORT",
+    "WEAVER_E2E_DS_DATABASE",
+    "WEAVER_E2E_DS_USER",
+    "WEAVER_E2E_DS_PASSWORD",
+    "WEAVER_E2E_CRM_DATABASE",
+)
+
+Register = Callable[..., Awaitable[Datasource]]
+
+
+@dataclass(frozen=True)
+class LiveEnv:
+    mindsdb_url: str
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+    crm_database: str
+
+    def connection(self, database: str | None = None, **overrides: Any) -> dict[str, Any]:
+        """A postgres connection for MindsDB to one of the sample databases."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "database": database or self.database,
+            "user": self.user,
+            "password": self.password,
+            **overrides,
+        }
+
+    async def pg(self, database: str | None = None) -> asyncpg.Connection:
+        """A direct connection, to check what MindsDB reports against the source."""
+        return await asyncpg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=database or self.database,
+        )
+
+    async def mindsdb_sql(self, query: str) -> dict[str, Any]:
+        """A statement sent straight to MindsDB, bypassing the plugin."""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{self.mindsdb_url}/api/sql/query", json={"query": query}) as response,
+        ):
+            body: dict[str, Any] = await response.json(content_type=None)
+            return body
+
+    async def mindsdb_databases(self) -> set[str]:
+        body = await self.mindsdb_sql("SHOW DATABASES")
+        assert body["type"] == "table", body
+        return {str(row[0]).lower() for row in body["data"]}
+
+
+def live_env_from_environment() -> LiveEnv:
+    """The variables as a `LiveEnv`; fails the test (not skips it) when one is missing."""
+    missing = [name for name in LIVE_ENV if not os.environ.get(name)]
+    if missing:
+        pytest.fail("WEAVER_RUN_E2E=1 needs " + ", ".join(missing))
+    env = os.environ
+    return LiveEnv(
+        mindsdb_url=env["MINDSDB_URL"].rstrip("/"),
+        host=env["WEAVER_E2E_DS_HOST"],
+        port=int(env["WEAVER_E2E_DS_PORT"]),
+        database=env["WEAVER_E2E_DS_DATABASE"],
+        user=env["WEAVER_E2E_DS_USER"],
+        password=env["WEAVER_E2E_DS_PASSWORD"],
+        crm_database=env["WEAVER_E2E_CRM_DATABASE"],
+    )
+
+
+def external_settings(data_dir: Path, mindsdb_url: str, **overrides: str) -> Settings:
+    return make_settings(
+        data_dir, WEAVER_EXTERNAL_MODE="true", MINDSDB_URL=mindsdb_url, **overrides
+    )
+
+
+async def register_datasource(
+    host: Host,
+    tenant_id: str,
+    name: str,
+    connection: dict[str, Any],
+    engine: str = "postgres",
+) -> Datasource:
+    """What ``POST /api/datasources`` does: check, seal, record, then register."""
+    spec = await host.validate_connection(engine, connection)
+    assert spec is not None
+    now = datetime.now(UTC)
+    datasource = Datasource(
+        tenant_id=tenant_id,
+        name=name,
+        engine=engine,
+        internal_name=internal_name(tenant_id, name),
+        connection=spec.public,
+        sealed_secrets=host.context.secrets.seal(
+            spec.secret, bound_to=secret_binding(tenant_id, name)
+        ),
+        secret_keys=sorted(spec.secret),
+        description=None,
+        created_at=now,
+        updated_at=now,
+    )
+    await host.save_datasource(datasource, create=True)
+    try:
+        await host.register_datasource(datasource, {**spec.public, **spec.secret}, replace=False)
+    except BaseException:
+        await host.delete_datasource(tenant_id, name)
+        raise
+    return datasource

@@ -1,0 +1,89 @@
+"""Fixtures for the live MindsDB suite: the real server, real PostgreSQL sample databases.
+
+The live tests run only with ``WEAVER_RUN_E2E=1``; then every variable named in
+`weaver_mindsdb.testing.LIVE_ENV` is required, and a missing one fails the test rather than
+skipping it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from weaver_mindsdb.testing import (
+    LiveEnv,
+    Register,
+    external_settings,
+    live_env_from_environment,
+    register_datasource,
+)
+
+from weaver.host import Host
+from weaver.testing import running_host
+from weaver.types import Datasource
+
+
+@pytest.fixture
+def live_env() -> LiveEnv:
+    return live_env_from_environment()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+async def host(live_env: LiveEnv, data_dir: Path) -> AsyncIterator[Host]:
+    async with running_host(external_settings(data_dir, live_env.mindsdb_url)) as started:
+        assert started.query_engine == "mindsdb", started.plugins
+        yield started
+
+
+@pytest.fixture
+def tenant() -> str:
+    """A tenant of this test alone, so reruns and other suites never collide."""
+    return f"live-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+async def register(live_env: LiveEnv, host: Host) -> AsyncIterator[Register]:
+    """Register datasources on ``host``; every MindsDB database made is dropped after."""
+    made: list[Datasource] = []
+
+    async def make(tenant_id: str, name: str, connection: dict[str, Any]) -> Datasource:
+        datasource = await register_datasource(host, tenant_id, name, connection)
+        made.append(datasource)
+        return datasource
+
+    yield make
+    for datasource in made:
+        await live_env.mindsdb_sql(f"DROP DATABASE IF EXISTS `{datasource.internal_name}`")
+
+
+@pytest.fixture
+async def scratch_schema(live_env: LiveEnv) -> AsyncIterator[Callable[[str], Awaitable[str]]]:
+    """Make a schema of this test's own in a sample database: ``await make(database)``
+    returns its name; it is dropped afterwards."""
+    made: list[tuple[str, str]] = []
+    name = f"weaver_live_{secrets.token_hex(4)}"
+
+    async def make(database: str) -> str:
+        connection = await live_env.pg(database)
+        try:
+            await connection.execute(f'CREATE SCHEMA "{name}"')
+        finally:
+            await connection.close()
+        made.append((database, name))
+        return name
+
+    yield make
+    for database, schema in made:
+        connection = await live_env.pg(database)
+        try:
+            await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await connection.close()

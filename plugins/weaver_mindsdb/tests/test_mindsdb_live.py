@@ -1,0 +1,473 @@
+"""The plugin against a real MindsDB and real PostgreSQL sample databases.
+
+Runs only with ``WEAVER_RUN_E2E=1`` (see conftest.py for the variables). Expected values
+are read from the source databases directly with asyncpg, never written down here; the
+few tables a test needs of its own it creates in a scratch schema and drops after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from weaver_mindsdb import statements
+from weaver_mindsdb.testing import LiveEnv, Register, external_settings, live, register_datasource
+
+from weaver.api.datasources import internal_name
+from weaver.errors import EngineFailed, EngineTimeout, Unavailable
+from weaver.host import Host
+from weaver.testing import running_host
+from weaver.testing.engine import EngineContract, prepare, principal_for, sample_statements
+from weaver.types import Datasource, QueryResult
+
+pytestmark = live
+
+Scratch = Callable[[str], Awaitable[str]]
+
+
+def user_schema(column: str) -> str:
+    """SQL true for the schemas a PostgreSQL catalog holds for its users, not itself."""
+    return f"{column} <> 'information_schema' AND left({column}, 3) <> 'pg_'"
+
+
+async def query(host: Host, datasources: list[Datasource], sql: str, **options: Any) -> QueryResult:
+    prepared = prepare(host, sql, datasources, **options)
+    result = await host.execute_query(principal_for(datasources[0]), prepared)
+    assert result is not None
+    return result
+
+
+async def fetch(env: LiveEnv, database: str, sql: str, *args: Any) -> list[Any]:
+    connection = await env.pg(database)
+    try:
+        return list(await connection.fetch(sql, *args))
+    finally:
+        await connection.close()
+
+
+async def execute(env: LiveEnv, database: str, *statements: str) -> None:
+    connection = await env.pg(database)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def user_tables(env: LiveEnv, database: str) -> list[tuple[str, str]]:
+    rows = await fetch(
+        env,
+        database,
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        f"WHERE table_type = 'BASE TABLE' AND {user_schema('table_schema')} ORDER BY 1, 2",
+    )
+    assert rows, f"{database} has no tables to test with"
+    return [(r[0], r[1]) for r in rows]
+
+
+async def count_rows(env: LiveEnv, database: str, schema: str, table: str) -> int:
+    (row,) = await fetch(env, database, f'SELECT count(*) FROM "{schema}"."{table}"')
+    return int(row[0])
+
+
+async def integer_key(env: LiveEnv, database: str) -> tuple[str, str, str]:
+    """A sample table with a one-column integer primary key: (schema, table, column)."""
+    keys = await fetch(
+        env,
+        database,
+        "SELECT k.table_schema, k.table_name, min(k.column_name) "
+        "FROM information_schema.table_constraints AS tc "
+        "JOIN information_schema.key_column_usage AS k "
+        "USING (constraint_schema, constraint_name, table_schema, table_name) "
+        "JOIN information_schema.columns AS c USING (table_schema, table_name, column_name) "
+        "WHERE tc.constraint_type = 'PRIMARY KEY' AND c.data_type IN ('integer', 'bigint') "
+        "GROUP BY 1, 2 HAVING count(*) = 1 ORDER BY 1, 2",
+    )
+    assert keys, f"{database} has no table with an integer primary key"
+    return keys[0][0], keys[0][1], keys[0][2]
+
+
+async def create_directly(env: LiveEnv, name: str, database: str) -> None:
+    """A MindsDB database made behind the plugin's back."""
+    parameters = env.connection(database)
+    body = await env.mindsdb_sql(statements.create_database(name, "postgres", parameters))
+    assert body["type"] == "ok", body
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+# --- datasource lifecycle ---------------------------------------------------------------
+
+
+async def test_register_replace_and_unregister_follow_mindsdb(
+    live_env: LiveEnv, host: Host, register: Register, tenant: str
+) -> None:
+    datasource = await register(tenant, "sales", live_env.connection())
+    assert datasource.internal_name in await live_env.mindsdb_databases()
+
+    # A changed connection (the other sample database) replaces the definition in place.
+    await host.register_datasource(
+        datasource, live_env.connection(live_env.crm_database), replace=True
+    )
+    assert datasource.internal_name in await live_env.mindsdb_databases()
+    schema, table = (await user_tables(live_env, live_env.crm_database))[0]
+    expected = await count_rows(live_env, live_env.crm_database, schema, table)
+    result = await query(host, [datasource], f"SELECT count(*) FROM sales.{schema}.{table}")
+    assert result.rows == [[expected]]
+
+    await host.unregister_datasource(datasource)
+    assert datasource.internal_name not in await live_env.mindsdb_databases()
+    # Dropping what MindsDB no longer has is not an error.
+    await host.unregister_datasource(datasource)
+
+
+async def test_a_refused_connection_creates_nothing_and_hides_the_password(
+    live_env: LiveEnv, host: Host, tenant: str
+) -> None:
+    password = f"wrong-{secrets.token_hex(6)}"
+    with pytest.raises(EngineFailed) as caught:
+        await register_datasource(host, tenant, "sales", live_env.connection(password=password))
+    assert password not in caught.value.detail
+    assert internal_name(tenant, "sales") not in caught.value.detail
+    assert internal_name(tenant, "sales") not in await live_env.mindsdb_databases()
+    assert await host.get_datasource(tenant, "sales") is None
+
+
+async def test_a_refused_replacement_keeps_the_working_definition(
+    live_env: LiveEnv, host: Host, register: Register, tenant: str
+) -> None:
+    datasource = await register(tenant, "sales", live_env.connection())
+    password = f"wrong-{secrets.token_hex(6)}"
+    with pytest.raises(EngineFailed) as caught:
+        await host.register_datasource(
+            datasource, live_env.connection(password=password), replace=True
+        )
+    assert password not in caught.value.detail
+    assert datasource.internal_name not in caught.value.detail
+    schema, table = (await user_tables(live_env, live_env.database))[0]
+    expected = await count_rows(live_env, live_env.database, schema, table)
+    result = await query(host, [datasource], f"SELECT count(*) FROM sales.{schema}.{table}")
+    assert result.rows == [[expected]]
+
+
+async def test_registering_over_a_leftover_database_redefines_it(
+    live_env: LiveEnv, host: Host, register: Register, tenant: str
+) -> None:
+    # A database of this internal name that MindsDB kept from an earlier run, pointing at
+    # the other sample database: the new registration must win.
+    await create_directly(live_env, internal_name(tenant, "sales"), live_env.crm_database)
+    datasource = await register(tenant, "sales", live_env.connection())
+    schema, table = (await user_tables(live_env, live_env.database))[0]
+    expected = await count_rows(live_env, live_env.database, schema, table)
+    result = await query(host, [datasource], f"SELECT count(*) FROM sales.{schema}.{table}")
+    assert result.rows == [[expected]]
+
+
+# --- queries ----------------------------------------------------------------------------
+
+
+async def test_every_sample_table_counts_the_same_through_mindsdb(
+    live_env: LiveEnv, host: Host, register: Register, tenant: str
+) -> None:
+    datasource = await register(tenant, "sales", live_env.connection())
+    for schema, table in await user_tables(live_env, live_env.database):
+        expected = await count_rows(live_env, live_env.database, schema, table)
+        result = await query(
+            host, [datasource], f"SELECT count(*) AS n FROM sales.{schema}.{table}"
+        )
+        assert result.rows == [[expected]], (schema, table)
+        assert result.columns[0].type == "integer"
+
+
+async def test_a_point_lookup_returns_the_source_row(
+    live_env: LiveEnv, host: Host, register: Register, tenant: str
+) -> None:
+    datasource = await register(tenant, "sales", live_env.connection())
+    schema, table, column = await integer_key(live_env, live_env.database)
+    (source,) = await fetch(
+        live_env,
+        live_env.database,
+        f'SELECT * FROM "{schema}"."{table}" ORDER BY "{column}" LIMIT 1',
+    )
+    key = source[column]
+    result = await query(
+        host, [datasource], f"SELECT * FROM sales.{schema}.{table} WHERE {column} = {key}"
+    )
+    names = [c.name for c in result.columns]
+    assert names == list(source.keys())
+    assert len(result.rows) == 1 and result.truncated is False
+    assert result.rows[0][names.index(column)] == key
+
+
+async def test_a_join_across_two_databases(
+    live_env: LiveEnv, host: Host, register: Register, tenant: str, scratch_schema: Scratch
+) -> None:
+    # Every other key of a sample table, copied into the other database: the join must
+    # find exactly those.
+    schema, table, column = await integer_key(live_env, live_env.database)
+    keys = [
+        row[0]
+        for row in await fetch(
+            live_env, live_env.database, f'SELECT "{column}" FROM "{schema}"."{table}" LIMIT 400'
+        )
+    ][::2]
+    scratch = await scratch_schema(live_env.crm_database)
+    connection = await live_env.pg(live_env.crm_database)
+    try:
+        await connection.execute(f'CREATE TABLE "{scratch}".picked (k bigint PRIMARY KEY, n int)')
+        await connection.executemany(
+            f'INSERT INTO "{scratch}".picked VALUES ($1, $2)',
+            [(key, index) for index, key in enumerate(sorted(keys))],
+        )
+    finally:
+        await connection.close()
+    sales = await register(tenant, "sales", live_env.connection())
+    crm = await register(tenant, "crm", live_env.connection(live_env.crm_database))
+    result = await query(
+        host,
+        [sales, crm],
+        f"SELECT p.n, s.{column} FROM sales.{schema}.{table} AS s "
+        f"JOIN crm.{scratch}.picked AS p ON s.{column} = p.k ORDER BY p.n",
+        limit=1000,
+    )
+    assert [row[1] for row in result.rows] == sorted(keys)
+    assert result.truncated is False
+
+
+async def test_two_tenants_own_the_same_name_apart(
+    live_env: LiveEnv, host: Host, register: Register, scratch_schema: Scratch
+) -> None:
+    tenants = {"A": f"live-a-{secrets.token_hex(3)}", "B": f"live-b-{secrets.token_hex(3)}"}
+    databases = {"A": live_env.database, "B": live_env.crm_database}
+    owned: dict[str, Datasource] = {}
+    for label, tenant_id in tenants.items():
+        scratch = await scratch_schema(databases[label])
+        await execute(
+            live_env,
+            databases[label],
+            f'CREATE TABLE "{scratch}".marker (owner text)',
+            f"INSERT INTO \"{scratch}\".marker VALUES ('{label}')",
+        )
+        owned[label] = await register(
+            tenant_id, "sales", live_env.connection(databases[label], schema=scratch)
+        )
+    assert owned["A"].internal_name != owned["B"].internal_name
+    for label, datasource in owned.items():
+        result = await query(host, [datasource], "SELECT owner FROM sales.marker")
+        assert result.rows == [[label]]
+
+
+async def test_a_slow_query_times_out_and_the_engine_recovers(
+    live_env: LiveEnv, host: Host, register: Register, tenant: str
+) -> None:
+    datasource = await register(tenant, "sales", live_env.connection())
+    schema, table = (await user_tables(live_env, live_env.database))[0]
+    with pytest.raises(EngineTimeout):
+        await query(
+            host,
+            [datasource],
+            f"SELECT pg_sleep(5) FROM sales.{schema}.{table} LIMIT 2",
+            timeout_seconds=0.5,
+        )
+    result = await query(host, [datasource], f"SELECT count(*) FROM sales.{schema}.{table}")
+    assert len(result.rows) == 1
+
+
+async def test_rows_past_the_limit_are_cut_and_flagged(
+    live_env: LiveEnv, host: Host, register: Register, tenant: str
+) -> None:
+    datasource = await register(tenant, "sales", live_env.connection())
+    counts = {
+        (schema, table): await count_rows(live_env, live_env.database, schema, table)
+        for schema, table in await user_tables(live_env, live_env.database)
+    }
+    (schema, table), rows = max(counts.items(), key=lambda item: item[1])
+    assert rows >= 3, "no sample table has three rows"
+    result = await query(host, [datasource], f"SELECT * FROM sales.{schema}.{table}", limit=2)
+    assert len(result.rows) == 2 and result.truncated is True
+
+
+# --- catalog ----------------------------------------------------------------------------
+
+
+async def test_introspection_matches_the_source_catalog(
+    live_env: LiveEnv, host: Host, register: Register, tenant: str
+) -> None:
+    datasource = await register(tenant, "sales", live_env.connection())
+    graph = await host.introspect_datasource(datasource)
+    db = live_env.database
+    schemas = await fetch(
+        live_env,
+        db,
+        f"SELECT schema_name FROM information_schema.schemata WHERE {user_schema('schema_name')}",
+    )
+    tables = await fetch(
+        live_env,
+        db,
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        f"WHERE table_type IN ('BASE TABLE', 'VIEW') AND {user_schema('table_schema')}",
+    )
+    columns = await fetch(
+        live_env,
+        db,
+        "SELECT count(*) FROM information_schema.columns AS c JOIN information_schema.tables AS t "
+        "USING (table_schema, table_name) "
+        f"WHERE t.table_type IN ('BASE TABLE', 'VIEW') AND {user_schema('t.table_schema')}",
+    )
+    primary_keys = await fetch(
+        live_env,
+        db,
+        "SELECT count(*) FROM information_schema.table_constraints AS tc "
+        "JOIN information_schema.key_column_usage AS k USING (constraint_schema, constraint_name) "
+        "WHERE tc.constraint_type = 'PRIMARY KEY' "
+        f"AND {user_schema('tc.table_schema')}",
+    )
+    foreign_keys = await fetch(
+        live_env,
+        db,
+        "SELECT count(*) FROM information_schema.table_constraints AS tc "
+        "JOIN information_schema.key_column_usage AS k USING (constraint_schema, constraint_name) "
+        "WHERE tc.constraint_type = 'FOREIGN KEY' "
+        f"AND {user_schema('tc.table_schema')}",
+    )
+    cross_schema = await fetch(
+        live_env,
+        db,
+        "SELECT count(*) FROM information_schema.referential_constraints AS rc "
+        "JOIN information_schema.table_constraints AS fk "
+        "ON fk.constraint_schema = rc.constraint_schema "
+        "AND fk.constraint_name = rc.constraint_name "
+        "JOIN information_schema.table_constraints AS pk "
+        "ON pk.constraint_schema = rc.unique_constraint_schema "
+        "AND pk.constraint_name = rc.unique_constraint_name "
+        "WHERE fk.table_schema <> pk.table_schema",
+    )
+    assert sorted(graph.schemas) == sorted(r[0] for r in schemas)
+    assert sorted((t.schema, t.name) for t in graph.tables) == sorted((r[0], r[1]) for r in tables)
+    assert graph.column_count == columns[0][0]
+    assert sum(c.primary_key for t in graph.tables for c in t.columns) == primary_keys[0][0]
+    assert graph.foreign_key_count == foreign_keys[0][0]
+    if cross_schema[0][0]:
+        assert any(
+            c.references is not None and c.references.schema != t.schema
+            for t in graph.tables
+            for c in t.columns
+        )
+    for table in graph.tables:
+        assert [c.ordinal for c in table.columns] == sorted(c.ordinal for c in table.columns)
+        assert all(c.data_type for c in table.columns)
+
+
+async def test_statistics_match_the_source(
+    live_env: LiveEnv, host: Host, register: Register, tenant: str
+) -> None:
+    datasource = await register(tenant, "sales", live_env.connection())
+    graph = await host.introspect_datasource(datasource)
+    statistics = await host.compute_statistics(datasource, graph)
+    assert len(statistics.tables) == len(graph.tables)
+    for table in statistics.tables:
+        expected = await count_rows(live_env, live_env.database, table.schema, table.table)
+        assert table.row_count == expected, (table.schema, table.table)
+        for column in table.columns:
+            quoted = '"' + column.name.replace('"', '""') + '"'
+            (counts,) = await fetch(
+                live_env,
+                live_env.database,
+                f"SELECT count(*) - count({quoted}), count(DISTINCT CAST({quoted} AS text)) "
+                f'FROM "{table.schema}"."{table.table}"',
+            )
+            assert (column.null_count, column.distinct_count) == (counts[0], counts[1]), (
+                table.table,
+                column.name,
+            )
+
+
+# --- MindsDB down, reconciliation -------------------------------------------------------
+
+
+async def test_a_mindsdb_that_does_not_answer_is_down_and_unavailable(
+    live_env: LiveEnv, tmp_path: Path, tenant: str
+) -> None:
+    settings = external_settings(tmp_path / "down", f"http://127.0.0.1:{free_port()}")
+    # Start-up does not need MindsDB.
+    async with running_host(settings) as host:
+        assert "mindsdb" not in host.startup_errors
+        checks = await host.check_health()
+        assert checks["mindsdb"].status == "down"
+        with pytest.raises(Unavailable):
+            await register_datasource(host, tenant, "sales", live_env.connection())
+        assert await host.get_datasource(tenant, "sales") is None
+
+
+async def test_start_up_recreates_lost_databases_and_reports_strays(
+    live_env: LiveEnv, tmp_path: Path, tenant: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    data_dir = tmp_path / "data"
+    settings = external_settings(data_dir, live_env.mindsdb_url)
+    stray = f"w_{secrets.token_hex(6)}_stray"
+    async with running_host(settings) as host:
+        datasource = await register_datasource(host, tenant, "sales", live_env.connection())
+    try:
+        # MindsDB loses the database; a database named like Weaver's appears.
+        await live_env.mindsdb_sql(f"DROP DATABASE `{datasource.internal_name}`")
+        await create_directly(live_env, stray, live_env.database)
+        caplog.set_level(logging.INFO, logger="weaver_mindsdb")
+        async with running_host(settings) as host:
+            for _ in range(100):
+                extra = (await host.check_health())["mindsdb"].extra
+                if extra.get("reconciled"):
+                    break
+                await asyncio.sleep(0.1)
+            assert extra["reconciled"] is True and extra["recreated"] >= 1, extra
+            assert extra["strays"] >= 1
+            assert datasource.internal_name in await live_env.mindsdb_databases()
+            # Strays are reported, never dropped.
+            assert stray in await live_env.mindsdb_databases()
+            assert stray in caplog.text
+    finally:
+        for name in (datasource.internal_name, stray):
+            await live_env.mindsdb_sql(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+# --- the engine conformance kit ---------------------------------------------------------
+
+
+class TestMindsDBEngineContract(EngineContract):
+    @pytest.fixture
+    async def sample_schema(self, live_env: LiveEnv, scratch_schema: Scratch) -> str:
+        schema = await scratch_schema(live_env.crm_database)
+        await execute(
+            live_env,
+            live_env.crm_database,
+            f'SET search_path TO "{schema}"',
+            *sample_statements("postgres"),
+        )
+        return schema
+
+    @pytest.fixture
+    async def sample_datasource(
+        self, live_env: LiveEnv, register: Register, tenant: str, sample_schema: str
+    ) -> AsyncIterator[Callable[[str], Awaitable[Datasource]]]:
+        async def make(name: str) -> Datasource:
+            return await register(
+                tenant, name, live_env.connection(live_env.crm_database, schema=sample_schema)
+            )
+
+        yield make
+
+    @pytest.fixture
+    def slow_sql(self) -> str:
+        # Pushed down to PostgreSQL whole: five seconds a row, far past the contract's 1s.
+        return "SELECT pg_sleep(5) FROM {ds}.customers"
