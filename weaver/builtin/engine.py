@@ -1,1 +1,527 @@
-"""Embedded engine (placeholder until implemented)."""
+"""The embedded query engine: SQLite files under ``WEAVER_SQLITE_ROOT``.
+
+A datasource is ``engine: "sqlite"`` with ``connection: {"path": "<file>"}``, the path
+relative to the root and never leaving it (symlinks are resolved before the check, and
+again at every open, so a link swapped in later cannot escape). Nothing is created in
+the engine when a datasource is registered: the file must already be a database.
+
+A query opens a fresh in-memory connection, ATTACHes the files it names read-only under
+their internal names, and runs on one of the engine's own threads, so the event loop
+never waits and the default executor (which aiohttp uses for DNS) is never starved.
+Behind the checks of `weaver.sql`, every connection is read-only three times over: the
+``mode=ro`` URI, ``PRAGMA query_only`` and an authorizer that allows only reading.
+
+Choices worth knowing:
+
+* ``ds.main.table`` is the only three-part name (a SQLite file has one schema, ``main``);
+  another schema is refused with 400.
+* Introspection lists views as tables (their columns, no keys); the schema is ``main``.
+* Every blocking step — a query, an introspection, the statistics of one table — is
+  bounded: a query by its ``timeout_seconds``, the others by ``MINDSDB_TIMEOUT``, the
+  gateway's single bound on work sent to an engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from weaver import hookimpl
+from weaver.context import WeaverContext
+from weaver.errors import EngineFailed, EngineTimeout, InvalidQuery, Unprocessable
+from weaver.sql import internal_to_public, to_internal_names, with_limit
+from weaver.types import (
+    Column,
+    ColumnRef,
+    ColumnStatistics,
+    ConnectionSpec,
+    Datasource,
+    DatasourceStatistics,
+    HealthCheck,
+    PreparedQuery,
+    Principal,
+    QueryResult,
+    ResultColumn,
+    SchemaGraph,
+    Table,
+    TableStatistics,
+)
+
+PLUGIN = "embedded_engine"
+ENGINE = "sqlite"
+DIALECT = "sqlite"
+SCHEMA = "main"
+
+# Queries are CPU-bound in SQLite (which releases the GIL while it steps); a few threads
+# keep a slow query from holding up the others without oversubscribing two cores.
+WORKER_THREADS = 4
+# How many virtual-machine steps SQLite runs between two looks at the deadline.
+PROGRESS_STEPS = 10_000
+# SQLite's default limit on result columns is 2000; statistics use four per column.
+STATISTICS_COLUMNS_PER_QUERY = 400
+
+T = TypeVar("T")
+
+_READ_ACTIONS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+)
+# Functions some SQLite builds carry that reach the file system or load code.
+_DENIED_FUNCTIONS = frozenset({"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"})
+
+
+# --- paths ------------------------------------------------------------------------------
+
+
+class _PathRefused(ValueError):
+    pass
+
+
+def _inside_root(root: Path, path: object) -> Path:
+    """The file ``path`` names under ``root``, every symlink resolved."""
+    if not isinstance(path, str) or not path.strip():
+        raise _PathRefused("must be a non-empty string")
+    if "\x00" in path:
+        raise _PathRefused("must not contain NUL characters")
+    if os.path.isabs(path):
+        raise _PathRefused("must be relative to WEAVER_SQLITE_ROOT")
+    resolved = (root / path).resolve()
+    if resolved == root or not resolved.is_relative_to(root):
+        raise _PathRefused("must stay inside WEAVER_SQLITE_ROOT")
+    return resolved
+
+
+def _read_only_uri(file: Path) -> str:
+    return f"file:{quote(str(file))}?mode=ro"
+
+
+def _database_file(
+    context: WeaverContext, datasource: Datasource, connection: Mapping[str, object] | None = None
+) -> Path:
+    """The datasource's file (named by ``connection``, or by the stored one), checked
+    again now: the tree may have changed since the connection was validated."""
+    if datasource.engine != ENGINE:
+        raise EngineFailed(f"datasource {datasource.name!r} is not a SQLite datasource")
+    path = (datasource.connection if connection is None else connection).get("path")
+    try:
+        return _inside_root(context.settings.sqlite_root_path, path)
+    except _PathRefused as error:
+        raise EngineFailed(f"datasource {datasource.name!r}: path {error}") from None
+
+
+# --- bounded work on the engine's threads -----------------------------------------------
+
+
+@dataclass
+class _EngineState:
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix=PLUGIN)
+    )
+    running: set[_Run] = field(default_factory=set)
+
+
+def _state(context: WeaverContext) -> _EngineState:
+    # Created on first use: a gateway whose queries go to another engine never starts
+    # these threads.
+    state = context.state.get(PLUGIN)
+    if state is None:
+        state = context.state[PLUGIN] = _EngineState()
+    assert isinstance(state, _EngineState)
+    return state
+
+
+class _Run:
+    """One piece of blocking work and the means to stop it from the event loop.
+
+    Two ways stop SQLite: ``interrupt()`` from the loop at the deadline, and a progress
+    handler that checks the deadline itself, which also covers a deadline that passes
+    before the worker has opened its connection.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.deadline = time.monotonic() + timeout
+        self.cancelled = False
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+
+    def expired(self) -> bool:
+        return self.cancelled or time.monotonic() >= self.deadline
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        with self._lock:
+            if self._connection is not None:
+                self._connection.interrupt()
+
+    @contextmanager
+    def connect(self, uri: str) -> Iterator[sqlite3.Connection]:
+        """A connection to ``uri`` that this run can interrupt; read-only by pragma too."""
+        busy_wait = max(0.0, self.deadline - time.monotonic())
+        connection = sqlite3.connect(uri, uri=True, timeout=busy_wait, isolation_level=None)
+        try:
+            connection.execute("PRAGMA query_only = ON")
+            connection.set_progress_handler(self.expired, PROGRESS_STEPS)
+            with self._lock:
+                self._connection = connection
+            yield connection
+        finally:
+            with self._lock:
+                self._connection = None
+            connection.close()
+
+
+async def _bounded(
+    context: WeaverContext,
+    seconds: float,
+    what: str,
+    work: Callable[[_Run], T],
+    datasources: Iterable[Datasource],
+) -> T:
+    """Run ``work`` on an engine thread for at most ``seconds``.
+
+    SQLite errors become `EngineFailed` with internal names replaced by public ones.
+    """
+    state = _state(context)
+    run = _Run(seconds)
+    future = asyncio.get_running_loop().run_in_executor(state.executor, work, run)
+    state.running.add(run)
+    future.add_done_callback(lambda _: state.running.discard(run))
+    try:
+        async with asyncio.timeout(seconds):
+            # Shielded so that a timeout or a cancelled request interrupts the statement
+            # (below) rather than abandoning it.
+            return await asyncio.shield(future)
+    except TimeoutError:
+        raise EngineTimeout(f"{what} did not finish within {seconds:g}s") from None
+    except sqlite3.Error as error:
+        if run.expired():
+            raise EngineTimeout(f"{what} did not finish within {seconds:g}s") from None
+        raise EngineFailed(internal_to_public(str(error), datasources)) from None
+    finally:
+        if not future.done():
+            run.cancel()
+
+
+# --- hooks: connections and datasources -------------------------------------------------
+
+
+@hookimpl(trylast=True)
+def sql_dialect(context: WeaverContext) -> str:
+    return DIALECT
+
+
+@hookimpl(trylast=True)
+def validate_connection(
+    context: WeaverContext, engine: str, connection: dict[str, object]
+) -> ConnectionSpec | None:
+    if engine != ENGINE:
+        return None
+    errors = [
+        {"loc": ["connection", key], "msg": "unknown parameter; a SQLite datasource takes path"}
+        for key in sorted(set(connection) - {"path"})
+    ]
+    if "path" not in connection:
+        errors.append({"loc": ["connection", "path"], "msg": "required"})
+    else:
+        try:
+            _inside_root(context.settings.sqlite_root_path, connection["path"])
+        except _PathRefused as error:
+            errors.append({"loc": ["connection", "path"], "msg": str(error)})
+    if errors:
+        raise Unprocessable("invalid SQLite connection", errors=errors)
+    return ConnectionSpec(public={"path": connection["path"]}, secret={}, targets=())
+
+
+def _check_database(run: _Run, file: Path, shown: str) -> None:
+    if not file.is_file():
+        raise EngineFailed(f"{shown!r} does not exist under WEAVER_SQLITE_ROOT")
+    try:
+        with run.connect(_read_only_uri(file)) as connection:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error:
+        # SQLite's message would name the absolute path on this host.
+        raise EngineFailed(f"{shown!r} is not a readable SQLite database") from None
+
+
+@hookimpl(trylast=True)
+async def register_datasource(
+    context: WeaverContext, datasource: Datasource, connection: dict[str, object], replace: bool
+) -> None:
+    # Nothing is created: proving the file is a database is the whole registration.
+    file = _database_file(context, datasource, connection)
+    await _bounded(
+        context,
+        context.settings.mindsdb_timeout,
+        "opening the database",
+        lambda run: _check_database(run, file, str(connection["path"])),
+        [datasource],
+    )
+
+
+@hookimpl(trylast=True)
+def unregister_datasource(context: WeaverContext, datasource: Datasource) -> None:
+    """Nothing to drop: the engine keeps no state per datasource."""
+
+
+@hookimpl(trylast=True)
+def check_health(context: WeaverContext) -> HealthCheck:
+    root = context.settings.sqlite_root_path
+    running = len(_state(context).running) if PLUGIN in context.state else 0
+    extra = {"running_queries": running}
+    if not root.exists():
+        return HealthCheck("up", "WEAVER_SQLITE_ROOT does not exist yet", extra=extra)
+    if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
+        return HealthCheck("down", "WEAVER_SQLITE_ROOT is not a readable directory", extra=extra)
+    return HealthCheck("up", extra=extra)
+
+
+@hookimpl(trylast=True)
+def weaver_shutdown(context: WeaverContext) -> None:
+    state = context.state.pop(PLUGIN, None)
+    if isinstance(state, _EngineState):
+        for run in list(state.running):
+            run.cancel()
+        state.executor.shutdown(wait=False, cancel_futures=True)
+
+
+# --- hooks: queries ---------------------------------------------------------------------
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+class _ReadOnlyAuthorizer:
+    """SQLite's authorizer for tenant statements: reading only, and remembering a refusal
+    so that it is reported as a refused statement rather than an engine failure."""
+
+    def __init__(self) -> None:
+        self.refused = False
+
+    def __call__(
+        self, action: int, arg1: str | None, arg2: str | None, db: str | None, via: str | None
+    ) -> int:
+        allowed = action in _READ_ACTIONS and not (
+            action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _DENIED_FUNCTIONS
+        )
+        self.refused = self.refused or not allowed
+        return sqlite3.SQLITE_OK if allowed else sqlite3.SQLITE_DENY
+
+
+_VALUE_TYPES: dict[type, str] = {int: "integer", float: "real", str: "text", bytes: "blob"}
+
+
+def _column_types(width: int, rows: list[tuple[Any, ...]]) -> list[str]:
+    """SQLite's storage class of each column's first non-null value ("null" if none):
+    SQLite reports no types for result columns, and values may differ from declarations."""
+    types = ["null"] * width
+    for index in range(width):
+        for row in rows:
+            if row[index] is not None:
+                types[index] = _VALUE_TYPES.get(type(row[index]), "text")
+                break
+    return types
+
+
+def _run_query(
+    run: _Run, files: Mapping[str, Path], public_names: Mapping[str, str], sql: str, limit: int
+) -> QueryResult:
+    with run.connect("file::memory:?mode=ro") as connection:
+        if len(files) > connection.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED):
+            raise InvalidQuery(
+                f"at most {connection.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED)} datasources "
+                "may be used in one query"
+            )
+        for alias, file in files.items():
+            try:
+                connection.execute(f"ATTACH DATABASE ? AS {_quote(alias)}", (_read_only_uri(file),))
+            except sqlite3.Error:
+                raise EngineFailed(f"datasource {public_names[alias]!r} cannot be opened") from None
+        authorizer = _ReadOnlyAuthorizer()
+        connection.set_authorizer(authorizer)
+        try:
+            cursor = connection.execute(sql)
+        except sqlite3.DatabaseError:
+            if authorizer.refused:
+                raise InvalidQuery(
+                    "only reads may be run: the engine refused this statement"
+                ) from None
+            raise
+        rows = cursor.fetchmany(limit + 1)
+        names = [description[0] for description in cursor.description or ()]
+    truncated = len(rows) > limit
+    rows = rows[:limit]
+    columns = [
+        ResultColumn(name, kind)
+        for name, kind in zip(names, _column_types(len(names), rows), strict=True)
+    ]
+    return QueryResult(columns=columns, rows=[list(row) for row in rows], truncated=truncated)
+
+
+@hookimpl(trylast=True)
+async def execute_query(
+    context: WeaverContext, principal: Principal, query: PreparedQuery
+) -> QueryResult | None:
+    if any(d.engine != ENGINE for d in query.datasources.values()):
+        return None
+    datasources = query.datasources.values()
+    files = {d.internal_name: _database_file(context, d) for d in datasources}
+    public_names = {d.internal_name: d.name for d in datasources}
+    statement = to_internal_names(query.statement, query.datasources, schema_as_catalog=False)
+    sql = with_limit(statement, query.limit + 1).sql(dialect=DIALECT)
+    return await _bounded(
+        context,
+        query.timeout_seconds,
+        "the query",
+        lambda run: _run_query(run, files, public_names, sql, query.limit),
+        datasources,
+    )
+
+
+# --- hooks: introspection and statistics ------------------------------------------------
+
+_TABLES_SQL = (
+    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+    "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+)
+_COLUMNS_SQL = 'SELECT cid, name, type, "notnull", pk FROM pragma_table_info(?) ORDER BY cid'
+_FOREIGN_KEYS_SQL = 'SELECT "table", "from", "to", seq FROM pragma_foreign_key_list(?)'
+
+
+@dataclass
+class _TableInfo:
+    name: str
+    columns: list[Column]
+    primary_key: list[str]
+
+
+def _table_info(connection: sqlite3.Connection, table: str) -> _TableInfo:
+    rows = connection.execute(_COLUMNS_SQL, (table,)).fetchall()
+    keyed = sorted((pk, name) for _, name, _, _, pk in rows if pk > 0)
+    primary_key = [name for _, name in keyed]
+    columns = []
+    for cid, name, declared, not_null, pk in rows:
+        # Only INTEGER PRIMARY KEY (the rowid) refuses NULL without NOT NULL in SQLite.
+        rowid = primary_key == [name] and declared.upper() == "INTEGER"
+        columns.append(
+            Column(
+                name=name,
+                data_type=declared or "ANY",
+                nullable=not (not_null or rowid),
+                ordinal=cid + 1,
+                primary_key=pk > 0,
+            )
+        )
+    return _TableInfo(table, columns, primary_key)
+
+
+def _introspect(run: _Run, file: Path) -> SchemaGraph:
+    with run.connect(_read_only_uri(file)) as connection:
+        names = [row[0] for row in connection.execute(_TABLES_SQL)]
+        tables = {name.lower(): _table_info(connection, name) for name in names}
+        for info in tables.values():
+            by_name = {column.name.lower(): column for column in info.columns}
+            for target, source, target_column, seq in connection.execute(
+                _FOREIGN_KEYS_SQL, (info.name,)
+            ):
+                referenced = tables.get(target.lower())
+                if target_column is None and referenced and seq < len(referenced.primary_key):
+                    # `REFERENCES t` without a column means t's primary key.
+                    target_column = referenced.primary_key[seq]
+                if target_column is not None:
+                    by_name[source.lower()].references = ColumnRef(
+                        SCHEMA, referenced.name if referenced else target, target_column
+                    )
+    return SchemaGraph(
+        schemas=[SCHEMA],
+        tables=[Table(SCHEMA, info.name, info.columns) for info in tables.values()],
+    )
+
+
+@hookimpl(trylast=True)
+async def introspect_datasource(context: WeaverContext, datasource: Datasource) -> SchemaGraph:
+    file = _database_file(context, datasource)
+    return await _bounded(
+        context,
+        context.settings.mindsdb_timeout,
+        "reading the schema",
+        lambda run: _introspect(run, file),
+        [datasource],
+    )
+
+
+def _blob_affinity(data_type: str) -> bool:
+    # SQLite's affinity rules: a BLOB in the declared type, or no declared type.
+    return "BLOB" in data_type.upper() or data_type.upper() in ("", "ANY")
+
+
+def _jsonable(value: Any) -> Any:
+    """A min/max fit for JSON: bytes (a blob in a text column) and infinities dropped."""
+    if isinstance(value, bytes) or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return value
+
+
+def _table_statistics(connection: sqlite3.Connection, table: Table) -> TableStatistics:
+    source = f"{_quote(SCHEMA)}.{_quote(table.name)}"
+    (row_count,) = connection.execute(f"SELECT count(*) FROM {source}").fetchone()
+    statistics = []
+    for start in range(0, len(table.columns), STATISTICS_COLUMNS_PER_QUERY):
+        chunk = table.columns[start : start + STATISTICS_COLUMNS_PER_QUERY]
+        selected = []
+        for column in chunk:
+            name = _quote(column.name)
+            extremes = (
+                "NULL, NULL" if _blob_affinity(column.data_type) else f"min({name}), max({name})"
+            )
+            selected.append(f"count({name}), count(DISTINCT {name}), {extremes}")
+        values = connection.execute(f"SELECT {', '.join(selected)} FROM {source}").fetchone()
+        for index, column in enumerate(chunk):
+            non_null, distinct, low, high = values[index * 4 : index * 4 + 4]
+            statistics.append(
+                ColumnStatistics(
+                    name=column.name,
+                    null_count=row_count - non_null,
+                    distinct_count=distinct,
+                    min=_jsonable(low),
+                    max=_jsonable(high),
+                )
+            )
+    return TableStatistics(SCHEMA, table.name, row_count, statistics)
+
+
+@hookimpl(trylast=True)
+async def compute_statistics(
+    context: WeaverContext, datasource: Datasource, graph: SchemaGraph
+) -> DatasourceStatistics:
+    file = _database_file(context, datasource)
+    tables = []
+    for table in graph.tables:
+        if table.schema != SCHEMA:
+            continue
+
+        def one(run: _Run, table: Table = table) -> TableStatistics:
+            with run.connect(_read_only_uri(file)) as connection:
+                return _table_statistics(connection, table)
+
+        tables.append(
+            await _bounded(
+                context,
+                context.settings.mindsdb_timeout,
+                f"statistics of table {table.name!r}",
+                one,
+                [datasource],
+            )
+        )
+    return DatasourceStatistics(tables=tables, computed_at=datetime.now(UTC))

@@ -1,0 +1,420 @@
+"""The embedded SQLite engine: the engine contract, its path rules and its sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlglot
+
+from weaver.api.datasources import internal_name
+from weaver.builtin import engine
+from weaver.errors import EngineFailed, EngineTimeout, InvalidQuery, Unprocessable
+from weaver.host import Host
+from weaver.testing.engine import (
+    EngineContract,
+    SampleFactory,
+    prepare,
+    principal_for,
+    run_query,
+    sample_statements,
+)
+from weaver.testing.harness import make_settings, running_host
+from weaver.types import Datasource, PreparedQuery
+
+TENANT = "tenant-a"
+RUNAWAY = (
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000000) "
+    "SELECT count(*) FROM n"
+)
+
+
+def listing(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def build(path: Path, *statements: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as connection:
+        for statement in statements:
+            connection.execute(statement)
+    connection.close()
+    return path
+
+
+async def register(host: Host, name: str, path: str, tenant_id: str = TENANT) -> Datasource:
+    spec = await host.validate_connection("sqlite", {"path": path})
+    assert spec is not None
+    now = datetime.now(UTC)
+    datasource = Datasource(
+        tenant_id,
+        name,
+        "sqlite",
+        internal_name(tenant_id, name),
+        spec.public,
+        "",
+        [],
+        None,
+        now,
+        now,
+    )
+    await host.register_datasource(datasource, {"path": path}, replace=False)
+    return datasource
+
+
+@pytest.fixture
+def sqlite_root(tmp_path: Path) -> Path:
+    root = tmp_path / "sqlite"
+    root.mkdir()
+    return root.resolve()
+
+
+@pytest.fixture
+async def host(tmp_path: Path, sqlite_root: Path) -> AsyncIterator[Host]:
+    settings = make_settings(tmp_path / "data", WEAVER_SQLITE_ROOT=str(sqlite_root))
+    async with running_host(settings) as host:
+        assert host.query_engine == "embedded_engine"
+        yield host
+
+
+class TestEmbeddedEngine(EngineContract):
+    @pytest.fixture
+    def sample_datasource(self, host: Host, sqlite_root: Path) -> SampleFactory:
+        async def create(name: str) -> Datasource:
+            build(sqlite_root / "samples" / f"{name}.db", *sample_statements("sqlite"))
+            return await register(host, name, f"samples/{name}.db")
+
+        return create
+
+    @pytest.fixture
+    def slow_sql(self) -> str:
+        return RUNAWAY.replace("FROM n", "FROM n JOIN {ds}.customers ON 1 = 1", 1)
+
+
+# --- connections ----------------------------------------------------------------------
+
+
+async def test_other_engines_are_not_supported(host: Host) -> None:
+    assert await host.validate_connection("postgres", {"host": "db"}) is None
+
+
+async def test_a_relative_path_inside_the_root_is_accepted(host: Host, sqlite_root: Path) -> None:
+    spec = await host.validate_connection("sqlite", {"path": "team/sales.db"})
+    assert spec is not None
+    assert spec.public == {"path": "team/sales.db"}
+    assert spec.secret == {} and spec.targets == ()
+
+
+@pytest.mark.parametrize(
+    ("connection", "loc"),
+    [
+        ({"path": "../outside.db"}, ["connection", "path"]),
+        ({"path": "team/../../outside.db"}, ["connection", "path"]),
+        ({"path": "/etc/passwd"}, ["connection", "path"]),
+        ({"path": "."}, ["connection", "path"]),
+        ({"path": ""}, ["connection", "path"]),
+        ({"path": 42}, ["connection", "path"]),
+        ({"path": "a\x00b.db"}, ["connection", "path"]),
+        ({}, ["connection", "path"]),
+        ({"path": "ok.db", "mode": "rw"}, ["connection", "mode"]),
+    ],
+)
+async def test_bad_connections_are_unprocessable(
+    host: Host, connection: dict[str, object], loc: list[str]
+) -> None:
+    with pytest.raises(Unprocessable) as caught:
+        await host.validate_connection("sqlite", connection)
+    assert caught.value.errors is not None
+    assert loc in [error["loc"] for error in caught.value.errors]
+
+
+async def test_a_symlink_out_of_the_root_is_refused(
+    host: Host, sqlite_root: Path, tmp_path: Path
+) -> None:
+    outside = build(tmp_path / "outside.db", "CREATE TABLE secret (x)")
+    (sqlite_root / "link.db").symlink_to(outside)
+    (sqlite_root / "dir").symlink_to(tmp_path)
+    for path in ("link.db", "dir/outside.db"):
+        with pytest.raises(Unprocessable, match="SQLite connection"):
+            await host.validate_connection("sqlite", {"path": path})
+
+
+async def test_a_symlink_inside_the_root_is_followed(host: Host, sqlite_root: Path) -> None:
+    build(sqlite_root / "real.db", "CREATE TABLE t (x)", "INSERT INTO t VALUES (1)")
+    (sqlite_root / "alias.db").symlink_to(sqlite_root / "real.db")
+    datasource = await register(host, "aliased", "alias.db")
+    assert (await run_query(host, datasource, "SELECT x FROM {ds}.t")).rows == [[1]]
+
+
+async def test_a_link_swapped_in_after_registration_cannot_escape(
+    host: Host, sqlite_root: Path, tmp_path: Path
+) -> None:
+    build(sqlite_root / "sales.db", "CREATE TABLE t (x)")
+    datasource = await register(host, "sales", "sales.db")
+    outside = build(tmp_path / "outside.db", "CREATE TABLE t (x)", "INSERT INTO t VALUES (666)")
+    (sqlite_root / "sales.db").unlink()
+    (sqlite_root / "sales.db").symlink_to(outside)
+    with pytest.raises(EngineFailed, match="WEAVER_SQLITE_ROOT"):
+        await run_query(host, datasource, "SELECT x FROM {ds}.t")
+
+
+async def test_registering_needs_an_existing_database_and_creates_nothing(
+    host: Host, sqlite_root: Path
+) -> None:
+    (sqlite_root / "notes.txt").write_text("this is not a database, " * 100)
+    (sqlite_root / "folder.db").mkdir()
+    before = listing(sqlite_root)
+    for path, reason in [
+        ("missing.db", "does not exist"),
+        ("notes.txt", "not a readable SQLite database"),
+        ("folder.db", "does not exist"),
+    ]:
+        with pytest.raises(EngineFailed, match=reason) as caught:
+            await register(host, "broken", path)
+        assert str(sqlite_root) not in caught.value.detail
+    assert listing(sqlite_root) == before
+
+
+# --- queries --------------------------------------------------------------------------
+
+
+async def test_a_join_across_two_datasources(host: Host, sqlite_root: Path) -> None:
+    build(
+        sqlite_root / "sales.db",
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer INTEGER, total REAL)",
+        "INSERT INTO orders VALUES (1, 7, 9.5), (2, 8, 1.0), (3, 7, 0.5)",
+    )
+    build(
+        sqlite_root / "crm.db",
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)",
+        "INSERT INTO customers VALUES (7, 'Ada'), (8, 'Grace')",
+    )
+    sales = await register(host, "sales", "sales.db")
+    crm = await register(host, "crm", "crm.db")
+    query = prepare(
+        host,
+        "SELECT c.name, sum(o.total) AS spent FROM sales.orders AS o "
+        "JOIN crm.main.customers AS c ON c.id = o.customer GROUP BY c.name ORDER BY c.name",
+        [sales, crm],
+    )
+    result = await host.execute_query(principal_for(sales), query)
+    assert result is not None
+    assert result.rows == [["Ada", 10.0], ["Grace", 1.0]]
+    assert [(c.name, c.type) for c in result.columns] == [("name", "text"), ("spent", "real")]
+
+
+async def test_result_types_come_from_the_values(host: Host, sqlite_root: Path) -> None:
+    build(
+        sqlite_root / "kinds.db",
+        "CREATE TABLE k (i INTEGER, r REAL, t TEXT, b BLOB, n TEXT)",
+        "INSERT INTO k VALUES (NULL, NULL, NULL, NULL, NULL), (1, 2.5, 'x', x'00ff', NULL)",
+    )
+    datasource = await register(host, "kinds", "kinds.db")
+    result = await run_query(host, datasource, "SELECT i, r, t, b, n FROM {ds}.k")
+    assert [c.type for c in result.columns] == ["integer", "real", "text", "blob", "null"]
+    assert result.rows[1] == [1, 2.5, "x", b"\x00\xff", None]
+
+
+async def test_a_schema_other_than_main_is_refused(host: Host, sqlite_root: Path) -> None:
+    build(sqlite_root / "s.db", "CREATE TABLE t (x)")
+    datasource = await register(host, "s", "s.db")
+    assert (await run_query(host, datasource, "SELECT count(*) FROM {ds}.main.t")).rows == [[0]]
+    with pytest.raises(InvalidQuery, match="main"):
+        await run_query(host, datasource, "SELECT * FROM {ds}.temp.t")
+
+
+async def test_engine_errors_name_the_public_datasource(host: Host, sqlite_root: Path) -> None:
+    build(sqlite_root / "s.db", "CREATE TABLE t (x)")
+    datasource = await register(host, "sales", "s.db")
+    with pytest.raises(EngineFailed) as caught:
+        await run_query(host, datasource, "SELECT * FROM {ds}.nope")
+    assert caught.value.detail == "no such table: sales.nope"
+
+
+async def test_a_datasource_of_another_engine_is_not_run_here(host: Host) -> None:
+    now = datetime.now(UTC)
+    remote = Datasource(TENANT, "pg", "postgres", "w_x_pg", {}, "", [], None, now, now)
+    query = prepare(host, "SELECT * FROM pg.t", [remote])
+    assert await host.execute_query(principal_for(remote), query) is None
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO sales.t VALUES (2)",
+        "UPDATE sales.t SET x = 3",
+        "DELETE FROM sales.t",
+        "CREATE TABLE sales.u (y)",
+        "DROP TABLE sales.t",
+        "PRAGMA query_only = OFF",
+        "ATTACH DATABASE 'created-by-attack.db' AS x",
+        "SELECT * FROM pragma_table_info('t')",
+        "SELECT load_extension('x')",
+    ],
+)
+async def test_the_authorizer_refuses_what_slipped_past_the_checks(
+    host: Host, sqlite_root: Path, sql: str
+) -> None:
+    file = build(sqlite_root / "s.db", "CREATE TABLE t (x)", "INSERT INTO t VALUES (1)")
+    datasource = await register(host, "sales", "s.db")
+    before = file.read_bytes()
+    # Straight to the hook, as if `weaver.sql` had let the statement through.
+    query = PreparedQuery(sqlglot.parse_one(sql, read="sqlite"), {"sales": datasource}, 10, 5.0)
+    with pytest.raises(InvalidQuery, match="refused"):
+        await engine.execute_query(host.context, principal_for(datasource), query)
+    assert file.read_bytes() == before
+    assert listing(sqlite_root) == ["s.db"]
+
+
+async def test_too_many_datasources_in_one_query_are_refused(host: Host, sqlite_root: Path) -> None:
+    datasources = []
+    for n in range(11):
+        build(sqlite_root / f"d{n}.db", "CREATE TABLE t (x)")
+        datasources.append(await register(host, f"d{n}", f"d{n}.db"))
+    sql = " UNION ALL ".join(f"SELECT x FROM d{n}.t" for n in range(11))
+    with pytest.raises(InvalidQuery, match="datasources"):
+        await host.execute_query(principal_for(datasources[0]), prepare(host, sql, datasources))
+
+
+async def test_the_loop_keeps_running_during_a_runaway_query(host: Host) -> None:
+    now = datetime.now(UTC)
+    nobody = Datasource(TENANT, "x", "sqlite", "w_x", {}, "", [], None, now, now)
+    runaway = asyncio.create_task(
+        host.execute_query(principal_for(nobody), prepare(host, RUNAWAY, [], timeout_seconds=2.0))
+    )
+    ticks = 0
+    for _ in range(5):
+        await asyncio.sleep(0.01)
+        ticks += 1
+    # Had the query blocked the loop, these sleeps would only have returned after it ended.
+    assert ticks == 5 and not runaway.done()
+    with pytest.raises(EngineTimeout):
+        await runaway
+
+
+async def test_a_cancelled_query_is_interrupted(host: Host) -> None:
+    now = datetime.now(UTC)
+    nobody = Datasource(TENANT, "x", "sqlite", "w_x", {}, "", [], None, now, now)
+    runaway = asyncio.create_task(
+        host.execute_query(principal_for(nobody), prepare(host, RUNAWAY, [], timeout_seconds=600))
+    )
+    await asyncio.sleep(0.2)
+    running = host.context.state[engine.PLUGIN].running
+    assert len(running) == 1
+    runaway.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runaway
+    # Counting to 10^12 takes hours: the worker is free only because it was interrupted.
+    for _ in range(500):
+        if not running:
+            break
+        await asyncio.sleep(0.02)
+    assert not running
+
+
+# --- introspection and statistics -----------------------------------------------------
+
+CATALOG = (
+    "CREATE TABLE authors (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL)",
+    "CREATE TABLE books (isbn TEXT PRIMARY KEY, author INTEGER REFERENCES authors, "
+    "title VARCHAR(200) NOT NULL, price NUMERIC(8, 2), cover BLOB, misc)",
+    "CREATE TABLE editions (isbn TEXT, number INTEGER, year INT, PRIMARY KEY (isbn, number), "
+    "FOREIGN KEY (isbn) REFERENCES books (isbn))",
+    "CREATE TABLE reprints (isbn TEXT, number INTEGER, "
+    "FOREIGN KEY (isbn, number) REFERENCES editions)",
+    "CREATE VIEW cheap AS SELECT isbn, title FROM books WHERE price < 10",
+    "INSERT INTO authors (name) VALUES ('Le Guin'), ('Lem')",
+    "INSERT INTO books VALUES ('a', 1, 'Earthsea', 8.5, x'01', 'x'), "
+    "('b', 2, 'Solaris', 12, NULL, x'02'), ('c', NULL, 'Anonymous', NULL, NULL, NULL)",
+    "INSERT INTO editions VALUES ('a', 1, 1968), ('a', 2, 1970), ('b', 1, 1961)",
+)
+
+
+async def test_introspection_of_keys_views_and_types(host: Host, sqlite_root: Path) -> None:
+    build(sqlite_root / "catalog.db", *CATALOG)
+    datasource = await register(host, "catalog", "catalog.db")
+    graph = await host.introspect_datasource(datasource)
+    assert graph.schemas == ["main"]
+    tables = {t.name: t for t in graph.tables}
+    # AUTOINCREMENT's sqlite_sequence is SQLite's own, not the tenant's.
+    assert sorted(tables) == ["authors", "books", "cheap", "editions", "reprints"]
+    assert {t.schema for t in graph.tables} == {"main"}
+
+    books = {c.name: c for c in tables["books"].columns}
+    assert [(c.name, c.data_type, c.ordinal) for c in tables["books"].columns] == [
+        ("isbn", "TEXT", 1),
+        ("author", "INTEGER", 2),
+        ("title", "VARCHAR(200)", 3),
+        ("price", "NUMERIC(8, 2)", 4),
+        ("cover", "BLOB", 5),
+        ("misc", "ANY", 6),
+    ]
+    # SQLite lets a TEXT primary key hold NULL unless it says NOT NULL; the rowid cannot.
+    assert books["isbn"].primary_key and books["isbn"].nullable
+    authors_id = tables["authors"].columns[0]
+    assert authors_id.primary_key and not authors_id.nullable
+    assert not books["title"].nullable
+    # `REFERENCES authors` without a column means the primary key.
+    assert books["author"].references is not None
+    assert books["author"].references.table == "authors"
+    assert books["author"].references.column == "id"
+
+    editions = {c.name: c for c in tables["editions"].columns}
+    assert editions["isbn"].primary_key and editions["number"].primary_key
+    assert not editions["year"].primary_key
+    assert editions["isbn"].references is not None
+    assert (editions["isbn"].references.table, editions["isbn"].references.column) == (
+        "books",
+        "isbn",
+    )
+    reprints = {c.name: c for c in tables["reprints"].columns}
+    assert [
+        (r.table, r.column)
+        for r in (reprints["isbn"].references, reprints["number"].references)
+        if r
+    ] == [
+        ("editions", "isbn"),
+        ("editions", "number"),
+    ]
+    cheap = tables["cheap"]
+    assert [c.name for c in cheap.columns] == ["isbn", "title"]
+    assert not any(c.primary_key or c.references for c in cheap.columns)
+
+
+async def test_statistics_skip_extremes_of_blobs(host: Host, sqlite_root: Path) -> None:
+    build(sqlite_root / "catalog.db", *CATALOG)
+    datasource = await register(host, "catalog", "catalog.db")
+    graph = await host.introspect_datasource(datasource)
+    statistics = await host.compute_statistics(datasource, graph)
+    tables = {t.table: t for t in statistics.tables}
+    assert {name: t.row_count for name, t in tables.items()} == {
+        "authors": 2,
+        "books": 3,
+        "cheap": 1,
+        "editions": 3,
+        "reprints": 0,
+    }
+    books = {c.name: c for c in tables["books"].columns}
+    assert (books["price"].null_count, books["price"].distinct_count) == (1, 2)
+    assert (books["price"].min, books["price"].max) == (8.5, 12)
+    assert (books["title"].min, books["title"].max) == ("Anonymous", "Solaris")
+    assert (books["cover"].null_count, books["cover"].min, books["cover"].max) == (2, None, None)
+    assert (books["misc"].null_count, books["misc"].distinct_count) == (1, 2)
+    assert (books["misc"].min, books["misc"].max) == (None, None)
+    empty = {c.name: c for c in tables["reprints"].columns}
+    assert (empty["isbn"].null_count, empty["isbn"].min) == (0, None)
+
+
+async def test_health_reports_the_root(host: Host, tmp_path: Path) -> None:
+    assert (await host.check_health())["embedded_engine"].status == "up"
+    (tmp_path / "a-file").write_text("")
+    for root, status in [("a-file", "down"), ("not-yet", "up")]:
+        settings = make_settings(tmp_path / "data", WEAVER_SQLITE_ROOT=str(tmp_path / root))
+        async with running_host(settings) as other:
+            check = (await other.check_health())["embedded_engine"]
+            assert check.status == status
+            assert check.detail is not None and "WEAVER_SQLITE_ROOT" in check.detail
