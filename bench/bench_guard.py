@@ -1,0 +1,184 @@
+"""Request guard cost: the Redis guard, the embedded guard and no guard on one endpoint.
+
+Three gateways run as separate processes on loopback, each with one guard: the
+``redis_guard`` plugin on a private ``redis-server``, the embedded guard, and a plugin
+that admits everything without doing anything (the core has no switch to turn the guard
+off, so "no guard" is a guard that does no work). The load generator of
+``bench_gateway.py`` drives ``GET /api/datasources`` on each in alternating rounds.
+
+It also counts the Redis round trips per request with MONITOR on the private server,
+which nothing else talks to: the target is one for a read and two for an idempotent
+write.
+
+    python bench/bench_guard.py [--requests 3000] [--concurrency 16] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import uuid
+from collections.abc import Awaitable
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import aiohttp
+from bench_gateway import Result, Scenario, free_port, load, process, wait_until_up
+from redis.asyncio import Redis
+from weaver_redis_guard.testing import RedisServer
+
+from weaver import hookimpl
+from weaver.auth import mint_token
+from weaver.context import WeaverContext
+from weaver.settings import Settings
+from weaver.types import GuardDecision, GuardRequest, IdempotencyClaim, StoredResponse
+
+NO_GUARD = "no_guard"
+READ = Scenario("GET /api/datasources", "GET", "/api/datasources", None)
+
+
+# --- the "no guard" variant: a plugin that owns the guard hooks and does nothing ---------
+
+
+@hookimpl(tryfirst=True)
+def guard_request(context: WeaverContext, request: GuardRequest) -> GuardDecision:
+    return GuardDecision(headers={})
+
+
+@hookimpl(tryfirst=True)
+def guard_response(
+    context: WeaverContext,
+    request: GuardRequest,
+    claim: IdempotencyClaim,
+    response: StoredResponse | None,
+) -> None:
+    return None
+
+
+def serve_without_guard(port: int) -> None:
+    from aiohttp import web
+
+    from weaver.app import create_app
+
+    plugin = EntryPoint(name=NO_GUARD, value="bench_guard", group="weaver")
+    app = create_app(Settings(), environ={"WEAVER_NO_GUARD_MODE": "true"}, discovered=[plugin])
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+# --- measuring --------------------------------------------------------------------------
+
+
+async def round_trips(redis_url: str, work: Awaitable[object]) -> int:
+    """Commands clients sent to Redis while ``work`` ran, from MONITOR: the commands a
+    script runs inside the server are reported too, as ``lua``, and are not counted."""
+    marker = f"bench-done-{uuid.uuid4().hex}"
+    client = Redis.from_url(redis_url)
+    try:
+        async with client.monitor() as monitor:
+
+            async def count() -> int:
+                sent = 0
+                while marker not in (command := await monitor.next_command())["command"]:
+                    sent += command["client_type"] != "lua"
+                return sent
+
+            counting = asyncio.create_task(count())
+            await work
+            await client.echo(marker)
+            return await counting
+    finally:
+        await client.aclose()
+
+
+async def idempotent_writes(base: str, headers: dict[str, str], count: int) -> None:
+    """Writes with a fresh Idempotency-Key each, answered 422 (so stored) by the handler."""
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for _ in range(count):
+            key = {"Idempotency-Key": uuid.uuid4().hex}
+            invalid = {"name": "Not A Valid Name", "engine": "sqlite", "connection": {}}
+            async with session.post(f"{base}/api/datasources", json=invalid, headers=key) as answer:
+                await answer.read()
+                if answer.status != 422:
+                    raise RuntimeError(f"idempotent write: HTTP {answer.status}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="weaver-bench-guard-"))
+    redis_server = RedisServer(workdir / "redis")
+    redis_server.start()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WEAVER_")},
+        "WEAVER_DATA_DIR": str(workdir / "data"),
+        "WEAVER_SQLITE_ROOT": str(workdir / "sqlite"),
+        "ENCRYPTION_KEY": "bench-encryption-key-0123456789abcdef",
+        "JWT_SECRET_KEY": "bench-jwt-secret-0123456789abcdef0123",
+        # Every request is counted, but the budget must not be the thing measured.
+        "WEAVER_RATE_LIMIT": "1000000000/60s",
+        "REDIS_URL": redis_server.url,
+        "LOG_LEVEL": "WARNING",
+    }
+    settings = Settings.from_env_names({"JWT_SECRET_KEY": env["JWT_SECRET_KEY"]})
+    token = mint_token(settings, tenant_id="bench", subject="bench", roles=["editor"])
+    headers = {"Authorization": f"Bearer {token}"}
+
+    ports = {name: free_port() for name in ("redis", "embedded", "none")}
+    serve = [sys.executable, "-m", "weaver", "serve", "--host", "127.0.0.1", "--port"]
+    redis_env = {**env, "WEAVER_REQUEST_GUARD_REDIS_MODE": "true"}
+    servers = {
+        "redis": ([*serve, str(ports["redis"])], redis_env),
+        "embedded": ([*serve, str(ports["embedded"])], env),
+        "none": ([sys.executable, __file__, "--serve-without-guard", str(ports["none"])], env),
+    }
+    bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    try:
+        with process(*servers["redis"]), process(*servers["embedded"]), process(*servers["none"]):
+            for base in bases.values():
+                await wait_until_up(base + "/health/live")
+                await load(base, READ, headers, 300, args.concurrency)  # warm-up
+
+            results: dict[str, list[Result]] = {name: [] for name in bases}
+            for _ in range(args.rounds):
+                for name, base in bases.items():
+                    results[name].append(
+                        await load(base, READ, headers, args.requests, args.concurrency)
+                    )
+
+            # Counted apart from the timed rounds: MONITOR slows Redis down.
+            reads, writes = 1000, 300
+            loaded = load(bases["redis"], READ, headers, reads, args.concurrency)
+            per_read = await round_trips(redis_server.url, loaded) / reads
+            written = idempotent_writes(bases["redis"], headers, writes)
+            per_write = await round_trips(redis_server.url, written) / writes
+    finally:
+        redis_server.stop()
+
+    print(
+        f"{READ.name}, {args.requests} requests x {args.rounds} rounds, "
+        f"concurrency {args.concurrency} (median of rounds)"
+    )
+    print(f"{'guard':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, rounds in results.items():
+        print(
+            f"{name:<10} {statistics.median(r.requests_per_second for r in rounds):>9.0f} "
+            f"{statistics.median(r.p50_ms for r in rounds):>8.2f} "
+            f"{statistics.median(r.p99_ms for r in rounds):>8.2f}"
+        )
+    print(f"Redis round trips per read: {per_read:.2f} (target 1)")
+    print(f"Redis round trips per idempotent write: {per_write:.2f} (target at most 2)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-without-guard":
+        serve_without_guard(int(sys.argv[2]))
+    else:
+        asyncio.run(main())
