@@ -327,6 +327,13 @@ def test_with_limit_never_loosens_a_smaller_limit(sql: str, limit: int, expected
     assert statement.sql("sqlite") == sql  # the input is untouched
 
 
+def test_with_limit_can_work_in_place_on_a_private_copy() -> None:
+    statement = parse_read_only("SELECT a FROM sales.t", "sqlite")
+    limited = with_limit(statement, 3, copy=False)
+    assert limited is statement
+    assert statement.sql("sqlite") == "SELECT a FROM sales.t LIMIT 3"
+
+
 def test_with_limit_wraps_limits_it_cannot_read() -> None:
     statement = parse_read_only("SELECT a FROM sales.t LIMIT (SELECT 3)", "sqlite")
     assert with_limit(statement, 10).sql("sqlite") == (

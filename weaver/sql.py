@@ -306,13 +306,13 @@ def to_internal_names(
     return rewritten
 
 
-def with_limit(statement: exp.Expression, limit: int) -> exp.Expression:
-    """A copy of ``statement`` returning at most ``limit`` rows.
+def with_limit(statement: exp.Expression, limit: int, *, copy: bool = True) -> exp.Expression:
+    """``statement`` returning at most ``limit`` rows (a copy, unless ``copy=False``).
 
     A smaller literal LIMIT the tenant wrote is kept, a larger one is lowered (its OFFSET
     stays); any other row limit (FETCH, a computed LIMIT) is wrapped in an outer query.
     """
-    limited = statement.copy()
+    limited = statement.copy() if copy else statement
     existing = limited.args.get("limit")
     if existing is None:
         limited.set("limit", exp.Limit(expression=exp.Literal.number(limit)))
@@ -323,7 +323,7 @@ def with_limit(statement: exp.Expression, limit: int) -> exp.Expression:
             existing.set("expression", exp.Literal.number(limit))
         return limited
     wrapped = exp.Subquery(this=limited, alias=exp.TableAlias(this=exp.to_identifier("limited")))
-    return exp.select("*").from_(wrapped).limit(limit)
+    return exp.select("*").from_(wrapped, copy=False).limit(limit, copy=False)
 
 
 def internal_to_public(text: str, datasources: Iterable[Datasource]) -> str:

@@ -378,8 +378,9 @@ async def execute_query(
     datasources = query.datasources.values()
     files = {d.internal_name: _database_file(context, d) for d in datasources}
     public_names = {d.internal_name: d.name for d in datasources}
+    # One copy of the tenant's tree, made by the rewrite; the rest works on that copy.
     statement = to_internal_names(query.statement, query.datasources, schema_as_catalog=False)
-    sql = with_limit(statement, query.limit + 1).sql(dialect=DIALECT)
+    sql = with_limit(statement, query.limit + 1, copy=False).sql(dialect=DIALECT, copy=False)
     return await _bounded(
         context,
         query.timeout_seconds,
