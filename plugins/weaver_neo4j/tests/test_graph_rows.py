@@ -42,14 +42,18 @@ def test_schemas_keep_their_order_once_each_and_gain_the_ones_tables_name() -> N
     ]
 
 
+SCHEMA_IDS = {"s": "4:db:7"}
+
+
 def test_table_batches_cut_by_column_count_and_keep_positions() -> None:
-    batches = list(table_batches(wide_graph(tables=5, columns=3), size=7))
+    batches = list(table_batches(wide_graph(tables=5, columns=3), SCHEMA_IDS, size=7))
     assert [[row["name"] for row in batch] for batch in batches] == [
         ["t0", "t1"],
         ["t2", "t3"],
         ["t4"],
     ]
     assert [row["position"] for batch in batches for row in batch] == [0, 1, 2, 3, 4]
+    assert {row["schema_id"] for batch in batches for row in batch} == {"4:db:7"}
     assert batches[0][0]["columns"][2] == {
         "name": "c3",
         "data_type": "int",
@@ -61,8 +65,8 @@ def test_table_batches_cut_by_column_count_and_keep_positions() -> None:
 
 def test_a_table_wider_than_a_batch_is_a_batch_of_its_own() -> None:
     graph = SchemaGraph(["s"], [*wide_graph(1, 2).tables, *wide_graph(1, 9).tables])
-    assert [len(batch) for batch in table_batches(graph, size=4)] == [1, 1]
-    assert list(table_batches(SchemaGraph(["s"], []))) == []
+    assert [len(batch) for batch in table_batches(graph, SCHEMA_IDS, size=4)] == [1, 1]
+    assert list(table_batches(SchemaGraph(["s"], []), SCHEMA_IDS)) == []
 
 
 def test_references_join_created_columns_and_count_the_dangling() -> None:
@@ -79,55 +83,47 @@ def test_references_join_created_columns_and_count_the_dangling() -> None:
 
 
 def read_rows(graph: SchemaGraph, sync_id: str = "s1") -> list[Row]:
-    """What READ_GRAPH answers for ``graph``: one row per column, per empty table and
-    per empty schema, ordered by table position then ordinal."""
+    """What READ_GRAPH answers for ``graph``: one row per table and per empty schema,
+    tables and columns in reverse order (the query promises none)."""
     positions = {name: n for n, name in enumerate(graph.schemas)}
 
-    def node(**values: object) -> Row:
-        return {**values, "sync_id": sync_id}
+    def schema(name: str) -> Row:
+        return {"name": name, "position": positions[name], "sync_id": sync_id}
 
-    rows: list[Row] = []
-    for position, table in enumerate(graph.tables):
-        schema = node(name=table.schema, position=positions[table.schema])
-        table_node = node(
-            name=table.name, schema=table.schema, position=position, row_count=table.row_count
+    rows: list[Row] = [
+        {"sync_id": sync_id, "schema": schema(name), "table": None, "columns": []}
+        for name in graph.schemas
+        if name not in {table.schema for table in graph.tables}
+    ]
+    for position, table in reversed(list(enumerate(graph.tables))):
+        columns = [
+            [
+                c.name,
+                c.data_type,
+                c.nullable,
+                c.ordinal,
+                c.primary_key,
+                sync_id,
+                [c.references.schema, c.references.table, c.references.column]
+                if c.references
+                else None,
+            ]
+            for c in reversed(table.columns)
+        ]
+        table_node = {
+            "name": table.name,
+            "position": position,
+            "row_count": table.row_count,
+            "sync_id": sync_id,
+        }
+        rows.append(
+            {
+                "sync_id": sync_id,
+                "schema": schema(table.schema),
+                "table": table_node,
+                "columns": columns,
+            }
         )
-        columns = sorted(table.columns, key=lambda c: c.ordinal) or [None]
-        for column in columns:
-            column_node = target = None
-            if column is not None:
-                column_node = node(
-                    name=column.name,
-                    data_type=column.data_type,
-                    nullable=column.nullable,
-                    ordinal=column.ordinal,
-                    primary_key=column.primary_key,
-                )
-                ref = column.references
-                if ref is not None:
-                    target = {"schema": ref.schema, "table": ref.table, "name": ref.column}
-            rows.append(
-                {
-                    "sync_id": sync_id,
-                    "schema": schema,
-                    "table": table_node,
-                    "column": column_node,
-                    "target": target,
-                }
-            )
-    used = {table.schema for table in graph.tables}
-    for name in graph.schemas:
-        if name not in used:
-            rows.insert(
-                0,
-                {
-                    "sync_id": sync_id,
-                    "schema": node(name=name, position=positions[name]),
-                    "table": None,
-                    "column": None,
-                    "target": None,
-                },
-            )
     return rows
 
 
@@ -143,14 +139,21 @@ def test_no_rows_means_never_synced() -> None:
 
 
 def test_a_datasource_synced_empty_is_an_empty_graph() -> None:
-    only_node = [{"sync_id": "s1", "schema": None, "table": None, "column": None, "target": None}]
+    only_node = [{"sync_id": "s1", "schema": None, "table": None, "columns": []}]
     assert assemble(only_node) == SchemaGraph([], [])
 
 
-@pytest.mark.parametrize("part", ["schema", "table", "column"])
+@pytest.mark.parametrize("part", ["schema", "table"])
 def test_rows_of_two_syncs_are_refused(part: str) -> None:
     rows = read_rows(shop_graph())
     rows[-1][part] = {**rows[-1][part], "sync_id": "s2"}
+    with pytest.raises(GraphChanged):
+        assemble(rows)
+
+
+def test_a_column_of_another_sync_is_refused() -> None:
+    rows = read_rows(shop_graph())
+    rows[-1]["columns"][0][5] = "s2"
     with pytest.raises(GraphChanged):
         assemble(rows)
 

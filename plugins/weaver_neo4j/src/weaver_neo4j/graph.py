@@ -58,18 +58,20 @@ DELETE ds
 CREATE_SCHEMAS = """
 MATCH (ds:DataSource {tenant_id: $tenant_id, name: $datasource})
 UNWIND $rows AS row
-CREATE (ds)-[:HAS_SCHEMA]->(:Schema {
+CREATE (ds)-[:HAS_SCHEMA]->(s:Schema {
     tenant_id: $tenant_id, datasource: $datasource, name: row.name,
     position: row.position, sync_id: $sync_id
 })
+RETURN row.name AS name, elementId(s) AS id
 """
 
-# Tables and their columns in one statement; the element ids it returns let the second
-# pass find foreign-key ends without an index lookup per edge.
+# Tables and their columns in one statement. Parents are found, and foreign-key ends
+# later, by the element ids the previous statement returned: a lookup by name would go
+# through the name indexes, which hold every tenant's `public`. One result row per
+# table, since the driver's cost is per record more than per value.
 CREATE_TABLES = """
-MATCH (ds:DataSource {tenant_id: $tenant_id, name: $datasource})
 UNWIND $rows AS row
-MATCH (ds)-[:HAS_SCHEMA]->(s:Schema {name: row.schema})
+MATCH (s:Schema {tenant_id: $tenant_id}) WHERE elementId(s) = row.schema_id
 CREATE (s)-[:HAS_TABLE]->(t:Table {
     tenant_id: $tenant_id, datasource: $datasource, schema: row.schema, name: row.name,
     position: row.position, row_count: row.row_count, sync_id: $sync_id
@@ -81,7 +83,8 @@ CREATE (t)-[:HAS_COLUMN]->(c:Column {
     name: col.name, data_type: col.data_type, nullable: col.nullable,
     ordinal: col.ordinal, primary_key: col.primary_key, sync_id: $sync_id
 })
-RETURN row.schema AS schema, row.name AS table, col.name AS column, elementId(c) AS id
+WITH row.position AS position, collect([col.name, elementId(c)]) AS columns
+RETURN position, columns
 """
 
 CREATE_REFERENCES = """
@@ -91,27 +94,28 @@ MATCH (target:Column {tenant_id: $tenant_id}) WHERE elementId(target) = row.targ
 CREATE (source)-[:REFERENCES]->(target)
 """
 
-# One row per column (or per table without columns, or schema without tables), in
-# table then column order; `load` folds them back into a SchemaGraph.
+# One row per table (or per schema without tables) with its columns as lists, in no
+# particular order; `assemble` sorts and folds them back into a SchemaGraph.
 READ_GRAPH = """
 MATCH (ds:DataSource {tenant_id: $tenant_id, name: $datasource})
 OPTIONAL MATCH (ds)-[:HAS_SCHEMA]->(s:Schema)
 OPTIONAL MATCH (s)-[:HAS_TABLE]->(t:Table)
-OPTIONAL MATCH (t)-[:HAS_COLUMN]->(c:Column)
-OPTIONAL MATCH (c)-[:REFERENCES]->(target:Column)
-WITH ds, s, t, c, head(collect(target)) AS target
 RETURN ds.sync_id AS sync_id,
        s {.name, .position, .sync_id} AS schema,
-       t {.name, .schema, .position, .row_count, .sync_id} AS table,
-       c {.name, .data_type, .nullable, .ordinal, .primary_key, .sync_id} AS column,
-       target {.schema, .table, .name} AS target
-ORDER BY t.position, c.ordinal
+       t {.name, .position, .row_count, .sync_id} AS table,
+       [(t)-[:HAS_COLUMN]->(c:Column) |
+           [c.name, c.data_type, c.nullable, c.ordinal, c.primary_key, c.sync_id,
+            head([(c)-[:REFERENCES]->(target:Column) | [target.schema, target.table, target.name]])]
+       ] AS columns
 """
 
-# Keyset paging: Cypher compares lists element by element, as ORDER BY sorts the keys.
+# The tenant's DataSource nodes come from the constraint's index (a prefix seek needs
+# the second key to exist). Keyset paging: Cypher compares lists element by element,
+# as ORDER BY sorts the keys.
 SEARCH = {
     "table": """
-MATCH (:DataSource {tenant_id: $tenant_id})-[:HAS_SCHEMA]->(:Schema)-[:HAS_TABLE]->(t:Table)
+MATCH (ds:DataSource) WHERE ds.tenant_id = $tenant_id AND ds.name IS NOT NULL
+MATCH (ds)-[:HAS_SCHEMA]->(:Schema)-[:HAS_TABLE]->(t:Table)
 WHERE toLower(t.name) CONTAINS toLower($text)
   AND [t.datasource, t.schema, t.name] > $after
 RETURN t.datasource AS datasource, t.schema AS schema, t.name AS table,
@@ -120,8 +124,8 @@ ORDER BY datasource, schema, table
 LIMIT $limit
 """,
     "column": """
-MATCH (:DataSource {tenant_id: $tenant_id})-[:HAS_SCHEMA]->(:Schema)-[:HAS_TABLE]->(:Table)
-      -[:HAS_COLUMN]->(c:Column)
+MATCH (ds:DataSource) WHERE ds.tenant_id = $tenant_id AND ds.name IS NOT NULL
+MATCH (ds)-[:HAS_SCHEMA]->(:Schema)-[:HAS_TABLE]->(:Table)-[:HAS_COLUMN]->(c:Column)
 WHERE toLower(c.name) CONTAINS toLower($text)
   AND [c.datasource, c.schema, c.table, c.name] > $after
 RETURN c.datasource AS datasource, c.schema AS schema, c.table AS table,
@@ -148,9 +152,11 @@ def schema_rows(graph: SchemaGraph) -> list[Row]:
     return [{"name": name, "position": position} for position, name in enumerate(names)]
 
 
-def table_batches(graph: SchemaGraph, size: int = BATCH_ROWS) -> Iterator[list[Row]]:
-    """Table rows with their columns, cut so that a batch holds about ``size`` columns
-    (a wider table is a batch of its own)."""
+def table_batches(
+    graph: SchemaGraph, schema_ids: dict[str, str], size: int = BATCH_ROWS
+) -> Iterator[list[Row]]:
+    """Table rows with their columns and their schema's element id, cut so that a batch
+    holds about ``size`` columns (a wider table is a batch of its own)."""
     batch: list[Row] = []
     columns = 0
     for position, table in enumerate(graph.tables):
@@ -160,6 +166,7 @@ def table_batches(graph: SchemaGraph, size: int = BATCH_ROWS) -> Iterator[list[R
         batch.append(
             {
                 "schema": table.schema,
+                "schema_id": schema_ids[table.schema],
                 "name": table.name,
                 "position": position,
                 "row_count": table.row_count,
@@ -207,13 +214,16 @@ async def replace_graph(
     stamped = {**scope, "sync_id": sync_id}
     await (await tx.run(LOCK_DATASOURCE, stamped)).consume()
     await (await tx.run(DELETE_CHILDREN, scope)).consume()
-    await (await tx.run(CREATE_SCHEMAS, stamped, rows=schema_rows(graph))).consume()
+    result = await tx.run(CREATE_SCHEMAS, stamped, rows=schema_rows(graph))
+    schema_ids = {record["name"]: record["id"] async for record in result}
     ids: dict[ColumnKey, str] = {}
-    for rows in table_batches(graph):
+    for rows in table_batches(graph, schema_ids):
         result = await tx.run(CREATE_TABLES, stamped, rows=rows)
         async for record in result:
-            # An engine listing a column twice: its foreign key starts at the first.
-            ids.setdefault((record["schema"], record["table"], record["column"]), record["id"])
+            table = graph.tables[record["position"]]
+            for name, element_id in record["columns"]:
+                # An engine listing a column twice: its foreign key starts at the first.
+                ids.setdefault((table.schema, table.name, name), element_id)
     references, dangling = reference_rows(graph, ids)
     for edges in batches(references):
         await (await tx.run(CREATE_REFERENCES, scope, rows=list(edges))).consume()
@@ -231,47 +241,44 @@ async def read_graph(tx: AsyncManagedTransaction, scope: Row) -> SchemaGraph | N
 
 
 def assemble(rows: list[Row]) -> SchemaGraph | None:
-    """Fold `READ_GRAPH` rows (ordered by table position, then ordinal) into a graph;
-    ``None`` when there are none (no DataSource node: never synced)."""
+    """Fold `READ_GRAPH` rows into a graph; ``None`` when there are none (no DataSource
+    node: never synced). Raises `GraphChanged` for rows of more than one sync."""
     if not rows:
         return None
     sync_id = rows[0]["sync_id"]
     schemas: dict[str, int] = {}
-    tables: dict[int, Table] = {}
+    tables: list[tuple[int, Table]] = []
     for row in rows:
-        stamps = {node["sync_id"] for node in (row["schema"], row["table"], row["column"]) if node}
-        if stamps - {sync_id} or row["sync_id"] != sync_id:
+        schema, table = row["schema"], row["table"]
+        stamps = {row["sync_id"], *(node["sync_id"] for node in (schema, table) if node)}
+        stamps.update(column[5] for column in row["columns"])
+        if stamps != {sync_id}:
             raise GraphChanged
-        if row["schema"] is not None:
-            schemas[row["schema"]["name"]] = row["schema"]["position"]
-        table_node = row["table"]
-        if table_node is None:
+        if schema is None:
             continue
-        table = tables.get(table_node["position"])
+        schemas[schema["name"]] = schema["position"]
         if table is None:
-            table = Table(
-                table_node["schema"], table_node["name"], [], row_count=table_node["row_count"]
+            continue
+        columns = [
+            Column(
+                name,
+                data_type,
+                nullable,
+                ordinal,
+                primary_key=primary_key,
+                references=ColumnRef(*target) if target is not None else None,
             )
-            tables[table_node["position"]] = table
-        column, target = row["column"], row["target"]
-        if column is not None:
-            table.columns.append(
-                Column(
-                    column["name"],
-                    column["data_type"],
-                    column["nullable"],
-                    column["ordinal"],
-                    primary_key=column["primary_key"],
-                    references=(
-                        ColumnRef(target["schema"], target["table"], target["name"])
-                        if target is not None
-                        else None
-                    ),
-                )
+            for name, data_type, nullable, ordinal, primary_key, _, target in sorted(
+                row["columns"], key=lambda column: column[3]
             )
+        ]
+        tables.append(
+            (table["position"], Table(schema["name"], table["name"], columns, table["row_count"]))
+        )
+    tables.sort(key=lambda positioned: positioned[0])
     return SchemaGraph(
         schemas=sorted(schemas, key=schemas.__getitem__),
-        tables=[tables[position] for position in sorted(tables)],
+        tables=[table for _, table in tables],
     )
 
 
