@@ -1,0 +1,298 @@
+"""The Neo4j plugin against a real Neo4j: the store contract (registry, snapshots and the
+rest stay with the embedded store), and what only the graph has — edges, a few thousand
+columns, replacement while others read, the schema it creates, credentials refused, and
+a server that comes up after the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from neo4j import AsyncDriver
+from weaver_neo4j.plugin import PLUGIN_NAME, Neo4jCatalog
+from weaver_neo4j.schema import DATASOURCE_CONSTRAINT, ensure_schema
+
+from weaver.errors import Unavailable
+from weaver.host import Host
+from weaver.settings import Settings
+from weaver.testing.harness import running_host
+from weaver.testing.store import StoreContract, make_datasource, shop_graph, warehouse_graph
+from weaver.types import Column, ColumnRef, Datasource, Page, SchemaGraph, Table
+
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.skipif(
+        os.environ.get("WEAVER_RUN_E2E") != "1", reason="live suite: set WEAVER_RUN_E2E=1"
+    ),
+]
+
+
+class TestNeo4jStore(StoreContract):
+    @pytest.fixture
+    async def host(
+        self,
+        neo4j_settings: Callable[..., Settings],
+        tenant_a: str,
+        tenant_b: str,
+        forget_tenants: Callable[[list[str]], None],
+    ) -> AsyncIterator[Host]:
+        forget_tenants([tenant_a, tenant_b])
+        async with running_host(neo4j_settings()) as host:
+            assert host.owner_of("store_metadata") == PLUGIN_NAME
+            assert host.owner_of("load_metadata") == PLUGIN_NAME
+            assert host.owner_of("search_metadata") == PLUGIN_NAME
+            assert host.owner_of("save_datasource") == "embedded_store"
+            yield host
+
+
+@pytest.fixture
+def tenant(forget_tenants: Callable[[list[str]], None]) -> str:
+    tenant_id = f"tn{uuid.uuid4().hex[:12]}"
+    forget_tenants([tenant_id])
+    return tenant_id
+
+
+@pytest.fixture
+async def host(neo4j_settings: Callable[..., Settings]) -> AsyncIterator[Host]:
+    async with running_host(neo4j_settings()) as host:
+        yield host
+
+
+async def count(neo4j: AsyncDriver, query: str, **parameters: Any) -> int:
+    records, _, _ = await neo4j.execute_query(query, parameters)
+    return int(records[0][0])
+
+
+def wide_graph(tables: int, columns: int) -> SchemaGraph:
+    """``tables`` tables of ``columns`` columns over three schemas; every table but the
+    first has a foreign key to the previous table's primary key."""
+    schemas = ["core", "mart", "raw"]
+    built: list[Table] = []
+    for n in range(tables):
+        schema = schemas[n % len(schemas)]
+        cols = [Column("id", "bigint", False, 1, primary_key=True)]
+        if n:
+            previous = built[-1]
+            cols.append(
+                Column(
+                    "parent_id",
+                    "bigint",
+                    True,
+                    2,
+                    references=ColumnRef(previous.schema, previous.name, "id"),
+                )
+            )
+        cols += [
+            Column(f"attr_{n}_{i}", "text", True, i) for i in range(len(cols) + 1, columns + 1)
+        ]
+        built.append(Table(schema, f"table_{n:04d}", cols, row_count=n * 10))
+    return SchemaGraph(schemas=[*schemas, "empty"], tables=built)
+
+
+async def test_two_thousand_columns_round_trip_and_are_replaced(
+    host: Host, tenant: str, neo4j: AsyncDriver
+) -> None:
+    datasource = make_datasource(tenant, "lake")
+    graph = wide_graph(tables=100, columns=20)
+    assert graph.column_count == 2000
+    await host.store_metadata(datasource, graph)
+    assert await host.load_metadata(datasource) == graph
+
+    scope = {"tenant": tenant}
+    assert (
+        await count(neo4j, "MATCH (c:Column {tenant_id: $tenant}) RETURN count(c)", **scope) == 2000
+    )
+    assert (
+        await count(
+            neo4j,
+            "MATCH (:Column {tenant_id: $tenant})-[r:REFERENCES]->(:Column {tenant_id: $tenant})"
+            " RETURN count(r)",
+            **scope,
+        )
+        == graph.foreign_key_count
+        == 99
+    )
+    hits = await host.search_metadata(tenant, "PARENT", "column", Page(limit=1000))
+    assert [(hit.schema, hit.table, hit.data_type) for hit in hits] == sorted(
+        (table.schema, table.name, "bigint") for table in graph.tables[1:]
+    )
+
+    smaller = wide_graph(tables=10, columns=5)
+    await host.store_metadata(datasource, smaller)
+    assert await host.load_metadata(datasource) == smaller
+    # Nothing of the first sync is left behind.
+    nodes = await count(neo4j, "MATCH (n {tenant_id: $tenant}) RETURN count(n)", **scope)
+    assert nodes == 1 + len(smaller.schemas) + len(smaller.tables) + smaller.column_count
+
+
+async def test_readers_see_the_old_graph_or_the_new_never_a_mix(host: Host, tenant: str) -> None:
+    datasource = make_datasource(tenant, "shop")
+    graphs = [wide_graph(tables=30, columns=10), wide_graph(tables=12, columns=7)]
+    await host.store_metadata(datasource, graphs[0])
+    seen: list[SchemaGraph | None] = []
+    writing = True
+
+    async def write() -> None:
+        nonlocal writing
+        for n in range(1, 12):
+            await host.store_metadata(datasource, graphs[n % 2])
+        writing = False
+
+    async def read() -> None:
+        while writing:
+            seen.append(await host.load_metadata(datasource))
+
+    await asyncio.gather(write(), read(), read())
+    assert len(seen) > 0
+    for graph in seen:
+        assert graph in graphs
+
+
+async def test_the_same_datasource_name_in_two_tenants(
+    host: Host, forget_tenants: Callable[[list[str]], None]
+) -> None:
+    tenants = [f"tq{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    forget_tenants(tenants)
+    mine, theirs = (make_datasource(t, "sales") for t in tenants)
+    await asyncio.gather(
+        host.store_metadata(mine, shop_graph()), host.store_metadata(theirs, warehouse_graph())
+    )
+    assert await host.load_metadata(mine) == shop_graph()
+    assert await host.load_metadata(theirs) == warehouse_graph()
+    await host.delete_metadata(mine)
+    assert await host.load_metadata(mine) is None
+    assert await host.load_metadata(theirs) == warehouse_graph()
+
+
+async def test_an_empty_sync_is_an_empty_graph_not_a_missing_one(host: Host, tenant: str) -> None:
+    datasource = make_datasource(tenant, "blank")
+    assert await host.load_metadata(datasource) is None
+    await host.store_metadata(datasource, SchemaGraph([], []))
+    assert await host.load_metadata(datasource) == SchemaGraph([], [])
+
+
+async def test_search_pages_through_names_that_sort_apart_from_their_keys(
+    host: Host, tenant: str
+) -> None:
+    """`a.b` sorts before `a_b` as a string but the keys compare part by part."""
+    datasource = make_datasource(tenant, "shop")
+    tables = ["a", "a_b", "a.b", "A", "ab"]
+    graph = SchemaGraph(["s"], [Table("s", name, [Column("x", "int", True, 1)]) for name in tables])
+    await host.store_metadata(datasource, graph)
+    collected: list[str] = []
+    page = Page(limit=2)
+    while hits := await host.search_metadata(tenant, "a", "table", page):
+        collected += [hit.table for hit in hits]
+        last = hits[-1]
+        page = Page(limit=2, after=f"{last.datasource}.{last.schema}.{last.table}")
+    assert collected == sorted(tables)
+
+
+async def test_schema_setup_is_idempotent_and_replaces_a_tenant_blind_constraint(
+    neo4j_settings: Callable[..., Settings], neo4j: AsyncDriver
+) -> None:
+    async def constraint_properties() -> list[list[str]]:
+        records, _, _ = await neo4j.execute_query(
+            "SHOW CONSTRAINTS YIELD name, properties WHERE name = $name RETURN properties",
+            name=DATASOURCE_CONSTRAINT,
+        )
+        return [record["properties"] for record in records]
+
+    async def index_names() -> list[str]:
+        records, _, _ = await neo4j.execute_query("SHOW INDEXES YIELD name RETURN name")
+        return sorted(record["name"] for record in records)
+
+    for _ in range(2):
+        async with running_host(neo4j_settings()) as host:
+            assert PLUGIN_NAME not in host.startup_errors
+            assert host.context.state[PLUGIN_NAME].schema_ready
+    indexes = await index_names()
+    assert await constraint_properties() == [["tenant_id", "name"]]
+    for name in ["schema_name_idx", "table_name_idx", "column_name_idx", DATASOURCE_CONSTRAINT]:
+        assert indexes.count(name) == 1
+
+    # The deployment document's manual step left one unique on name alone.
+    await neo4j.execute_query(f"DROP CONSTRAINT {DATASOURCE_CONSTRAINT}")
+    await neo4j.execute_query(
+        f"CREATE CONSTRAINT {DATASOURCE_CONSTRAINT} FOR (ds:DataSource) REQUIRE ds.name IS UNIQUE"
+    )
+    await ensure_schema(neo4j)
+    assert await constraint_properties() == [["tenant_id", "name"]]
+    assert await index_names() == indexes
+
+
+async def test_refused_credentials_are_unavailable_without_the_password(
+    neo4j_settings: Callable[..., Settings],
+) -> None:
+    # Another user than the real one: failed logins would lock that one out for a while.
+    settings = neo4j_settings(NEO4J_USER="weaver_nobody", NEO4J_PASSWORD="wrong-password-0815")
+    async with running_host(settings) as host:
+        assert PLUGIN_NAME not in host.startup_errors
+        check = (await host.check_health())[PLUGIN_NAME]
+        assert check.status == "down"
+        assert "credentials" in str(check.detail)
+        with pytest.raises(Unavailable) as raised:
+            await host.store_metadata(make_datasource("tx", "shop"), shop_graph())
+        assert "wrong-password-0815" not in raised.value.detail
+        assert "credentials" in raised.value.detail
+
+
+class Relay:
+    """A TCP relay to the real server on a port of its own, so a test can make Neo4j
+    appear after the gateway started."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port: int = probe.getsockname()[1]
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+
+        async def copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            finally:
+                sink.close()
+
+        await asyncio.gather(copy(reader, upstream_writer), copy(upstream_reader, writer))
+
+
+async def test_a_neo4j_that_comes_up_later_is_used_and_set_up(
+    neo4j_settings: Callable[..., Settings], neo4j_uri: str, tenant: str
+) -> None:
+    name, port = neo4j_uri.rsplit("/", 1)[-1].rsplit(":", 1)
+    relay = Relay((name, int(port)))
+    settings = neo4j_settings(uri=f"bolt://127.0.0.1:{relay.port}")
+    async with running_host(settings) as host:
+        catalog: Neo4jCatalog = host.context.state[PLUGIN_NAME]
+        assert PLUGIN_NAME not in host.startup_errors
+        assert not catalog.schema_ready
+        assert (await host.check_health())[PLUGIN_NAME].status == "down"
+
+        await relay.start()
+        try:
+            assert (await host.check_health())[PLUGIN_NAME].status == "up"
+            datasource: Datasource = make_datasource(tenant, "late")
+            await host.store_metadata(datasource, shop_graph())
+            assert catalog.schema_ready
+            assert await host.load_metadata(datasource) == shop_graph()
+        finally:
+            await relay.stop()
