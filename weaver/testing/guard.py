@@ -14,6 +14,9 @@ short idempotency TTL, so the whole class runs in seconds)::
             async with running_host(guard_settings) as host:
                 yield host
 
+A plugin enabled by its own ``WEAVER_<NAME>_MODE`` flag passes the flag to the host
+instead: ``running_host(guard_settings, environ={"WEAVER_MYGUARD_MODE": "true"})``.
+
 Every test uses callers of a tenant made up for it, so a guard whose backend outlives
 the test (a shared Redis) still starts each test from a clean slate.
 """

@@ -176,7 +176,9 @@ def weaver_startup(context: WeaverContext) -> None:
 
 @hookimpl
 async def weaver_shutdown(context: WeaverContext) -> None:
-    await _guard(context).redis.aclose()
+    guard = context.state.pop(PLUGIN_NAME, None)
+    if isinstance(guard, RedisGuard):
+        await guard.redis.aclose()
 
 
 @hookimpl
