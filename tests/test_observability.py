@@ -33,7 +33,7 @@ def spans() -> InMemorySpanExporter:
 
 
 async def test_server_span_with_route_status_tenant_and_hook_children(
-    client: Any, auth: Any, spans: InMemorySpanExporter
+    spans: InMemorySpanExporter, client: Any, auth: Any
 ) -> None:
     await client.get("/api/datasources/missing", headers=auth())
     finished = spans.get_finished_spans()
@@ -43,11 +43,15 @@ async def test_server_span_with_route_status_tenant_and_hook_children(
     assert server.attributes["http.route"] == "/api/datasources/{name}"
     assert server.attributes["http.response.status_code"] == 404
     assert server.attributes["weaver.tenant_id"] == "tenant-a"
-    hooks = [s for s in finished if s.name.startswith("hook ")]
+    # Start-up hooks run outside any request; the request's hooks are its children.
+    hooks = [
+        s
+        for s in finished
+        if s.name.startswith("hook ") and s.context.trace_id == server.context.trace_id
+    ]
     assert {s.name for s in hooks} >= {"hook guard_request", "hook get_datasource"}
     for hook in hooks:
-        assert hook.parent is not None
-        assert hook.context.trace_id == server.context.trace_id
+        assert hook.parent is not None and hook.parent.span_id == server.context.span_id
         assert hook.attributes is not None and hook.attributes["weaver.plugin"]
 
 

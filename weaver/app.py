@@ -11,8 +11,8 @@ from weaver.api import datasources, glossary, health, metadata, query
 from weaver.auth import TokenVerifier
 from weaver.bootstrap import build_host
 from weaver.keys import HOST, METRICS, OPENAPI_DOCUMENT, PRINCIPAL, ROUTES, SETTINGS
-from weaver.middleware import cors, make_api_guard, observe
-from weaver.observability import Metrics, setup_tracing
+from weaver.middleware import cors, make_api_guard, observe, trace_requests
+from weaver.observability import Metrics, setup_tracing, tracing_active
 from weaver.openapi import build_document
 from weaver.responses import dumps
 from weaver.routing import RouteTable
@@ -36,10 +36,10 @@ def create_app(
     for module in RESOURCE_MODULES:
         table.extend(module.routes)
 
-    app = web.Application(
-        middlewares=[observe, cors, make_api_guard(TokenVerifier(settings))],
-        client_max_size=settings.max_body_bytes,
-    )
+    middlewares = [observe, cors, make_api_guard(TokenVerifier(settings))]
+    if tracing_active():
+        middlewares.insert(0, trace_requests)
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[HOST] = host
     app[METRICS] = Metrics()

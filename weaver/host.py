@@ -19,6 +19,7 @@ from opentelemetry import trace
 
 from weaver.context import WeaverContext
 from weaver.errors import EngineFailed
+from weaver.observability import tracing_active
 from weaver.plugins import PluginInfo
 from weaver.sql import internal_to_public
 from weaver.types import (
@@ -74,6 +75,9 @@ class Host:
         context.host = self
         self.plugins = plugins
         self.startup_errors: dict[str, str] = {}
+        # Even a non-recording span costs a context switch per hook; skip them unless an
+        # SDK provider (and so an exporter) is installed.
+        self.traced = tracing_active()
         # Plugins do not change once the manager is built, so owners are resolved once.
         self._owners: dict[str, pluggy.HookImpl] = {}
         for name in pm.hook.__dict__:
@@ -100,17 +104,22 @@ class Host:
         return list(reversed(getattr(self.pm.hook, hook).get_hookimpls()))
 
     async def _call_one(self, impl: pluggy.HookImpl, hook: str, **kwargs: Any) -> Any:
-        kwargs["context"] = self.context
+        if not self.traced:
+            return await self._invoke(impl, kwargs)
         with tracer.start_as_current_span(
             f"hook {hook}", attributes={"weaver.hook": hook, "weaver.plugin": impl.plugin_name}
         ):
-            try:
-                return await await_me_maybe(impl.function(*[kwargs[a] for a in impl.argnames]))
-            except EngineFailed as failure:
-                # Plugins clean their messages; this is the one place that makes sure no
-                # internal datasource name reaches a caller, whatever the hook.
-                failure.detail = internal_to_public(failure.detail, _datasources_in(kwargs))
-                raise
+            return await self._invoke(impl, kwargs)
+
+    async def _invoke(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+        kwargs["context"] = self.context
+        try:
+            return await await_me_maybe(impl.function(*[kwargs[a] for a in impl.argnames]))
+        except EngineFailed as failure:
+            # Plugins clean their messages; this is the one place that makes sure no
+            # internal datasource name reaches a caller, whatever the hook.
+            failure.detail = internal_to_public(failure.detail, _datasources_in(kwargs))
+            raise
 
     # --- lifecycle -----------------------------------------------------------------
 

@@ -56,38 +56,46 @@ def route_template(request: web.Request) -> str:
 
 
 @web.middleware
-async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id, problem rendering, metrics, the server span and the access log."""
-    incoming = request.headers.get("X-Request-Id", "")
-    request_id = incoming if _SANE_TOKEN.match(incoming) else uuid.uuid4().hex
-    request[REQUEST_ID] = request_id
+async def trace_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The server span; installed only when spans are exported (see `setup_tracing`)."""
     route = route_template(request)
-    started = time.perf_counter()
     with tracer.start_as_current_span(
         f"{request.method} {route}",
         kind=SpanKind.SERVER,
         attributes={"http.request.method": request.method, "http.route": route},
     ) as span:
-        try:
-            response = await handler(request)
-        except errors.Problem as problem:
-            response = problem_response(problem, request_id)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            response = problem_response(_as_problem(exc), request_id)
-        except Exception:
-            log.exception("unhandled error", extra={"request_id": request_id, "route": route})
+        response = await handler(request)
+        principal: Principal | None = request.get(PRINCIPAL)
+        if principal is not None:
+            span.set_attribute("weaver.tenant_id", principal.tenant_id)
+        span.set_attribute("http.response.status_code", response.status)
+        if response.status >= 500:
             span.set_status(Status(StatusCode.ERROR))
-            response = problem_response(
-                errors.Problem("an unexpected error occurred; quote the request id"), request_id
-            )
-        response.headers["X-Request-Id"] = request_id
-        if span.is_recording():
-            principal: Principal | None = request.get(PRINCIPAL)
-            if principal is not None:
-                span.set_attribute("weaver.tenant_id", principal.tenant_id)
-            span.set_attribute("http.response.status_code", response.status)
+        return response
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, problem rendering, metrics and the access log."""
+    incoming = request.headers.get("X-Request-Id", "")
+    request_id = incoming if _SANE_TOKEN.match(incoming) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    route = route_template(request)
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except errors.Problem as problem:
+        response = problem_response(problem, request_id)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = problem_response(_as_problem(exc), request_id)
+    except Exception:
+        log.exception("unhandled error", extra={"request_id": request_id, "route": route})
+        response = problem_response(
+            errors.Problem("an unexpected error occurred; quote the request id"), request_id
+        )
+    response.headers["X-Request-Id"] = request_id
     elapsed = time.perf_counter() - started
     metrics = request.app[METRICS]
     metrics.requests.labels(route, request.method, str(response.status)).inc()

@@ -90,6 +90,11 @@ def prepare_multiprocess_metrics(directory: Path) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
+def tracing_active() -> bool:
+    """Whether spans go anywhere: an SDK tracer provider is installed."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
 def setup_tracing(environ: Mapping[str, str] | None = None) -> None:
     """Export spans over OTLP when the standard ``OTEL_EXPORTER_OTLP_*`` variables name
     an endpoint.
