@@ -77,6 +77,7 @@ def check(sql: str, dialect: str | None = None) -> set[str]:
         ("SELECT pg_read_file('/etc/passwd')", "postgres"),
         ("SELECT set_config('search_path', 'x', false)", "postgres"),
         ("SELECT setval('sales.seq', 1)", "postgres"),
+        ("SELECT /*+ SET_VAR(sql_mode = '') */ a FROM sales.t", "mysql"),
     ],
 )
 def test_anything_but_a_read_is_refused(sql: str, dialect: str | None) -> None:
@@ -98,11 +99,21 @@ def test_more_than_one_statement_is_refused(sql: str) -> None:
         parse_read_only(sql, "sqlite")
 
 
-def test_a_comment_does_not_hide_text_from_the_parser() -> None:
-    # The comment is only a comment: the statement is the single SELECT before it.
-    statement = parse_read_only("SELECT a FROM sales.t /* ; DROP TABLE sales.t */", "sqlite")
+@pytest.mark.parametrize(
+    ("sql", "dialect"),
+    [
+        ("SELECT a FROM sales.t /* ; DROP TABLE sales.t */", "sqlite"),
+        ("SELECT a FROM sales.t -- ; DROP TABLE sales.t", "sqlite"),
+        ("SELECT a /*! , (SELECT 1) */ FROM sales.t", "mysql"),
+        ("SELECT a FROM sales.t # note", "mysql"),
+    ],
+)
+def test_comments_are_dropped(sql: str, dialect: str) -> None:
+    statement = parse_read_only(sql, dialect)
     assert isinstance(statement, exp.Select)
-    assert "DROP" not in statement.sql("sqlite", comments=False)
+    rendered = statement.sql(dialect)
+    assert "/*" not in rendered and "--" not in rendered and "DROP" not in rendered
+    assert rendered == "SELECT a FROM sales.t"
 
 
 @pytest.mark.parametrize("sql", ["", "   ", "\n\t", ";", " ; ; ", "-- only a comment\n"])
@@ -228,6 +239,9 @@ def test_system_databases_are_refused_anywhere(sql: str) -> None:
         # MindsDB's native query: the inner text would run unchecked on the source.
         ("SELECT * FROM sales (SELECT * FROM pg_shadow)", "mysql"),
         ("SELECT * FROM a.b.c.d", "mysql"),
+        ("SELECT * FROM sales.t, ROWS FROM (generate_series(1, 2))", "postgres"),
+        ("SELECT * FROM sales.json_each('[1]')", "sqlite"),
+        ("SELECT * FROM sales.t WHERE a IN (SELECT value FROM json_each('[1]'))", "sqlite"),
     ],
 )
 def test_table_sources_that_are_not_tables_are_refused(sql: str, dialect: str) -> None:

@@ -80,6 +80,8 @@ _FORBIDDEN_NODES: tuple[type, ...] = (
     exp.Declare,
     exp.Export,
     exp.Values,
+    # MySQL's optimizer hints include SET_VAR, which changes session settings.
+    exp.Hint,
 )
 
 # Table sources that are not a datasource's table: they read files, generate rows or reach
@@ -164,6 +166,9 @@ def parse_read_only(sql: str, dialect: str | None) -> exp.Expression:
         raise InvalidQuery(f"only SELECT statements may be run, not {_kind(candidate)}")
     statement = candidate
     for node in statement.walk():
+        # Comments are dropped so that none reaches an engine whose parser might read one
+        # differently (MySQL runs the text of `/*! ... */`).
+        node.comments = None
         if isinstance(node, _FORBIDDEN_NODES):
             what = "SELECT ... INTO" if isinstance(node, exp.Into) else _kind(node)
             if isinstance(node, exp.Lock):
@@ -191,9 +196,7 @@ def _table_datasource(table: exp.Table) -> str | None:
             raise InvalidQuery(
                 "name tables as <datasource>.<table> or <datasource>.<schema>.<table>"
             )
-        raise InvalidQuery(
-            f"only datasource tables may be read, not {_excerpt(table.this.sql())!r}"
-        )
+        raise InvalidQuery(f"only datasource tables may be read, not {_excerpt(table.sql())!r}")
     if table.catalog:
         return table.catalog.lower()
     if table.db:
@@ -221,6 +224,10 @@ def referenced_datasources(statement: exp.Expression) -> set[str]:
     system databases and table sources that are not tables."""
     names: set[str] = set()
     for node in statement.walk():
+        if isinstance(node, exp.From | exp.Join) and not isinstance(
+            node.this, exp.Table | exp.Subquery
+        ):
+            raise InvalidQuery(f"only datasource tables may be read, not {_kind(node.this)}")
         if isinstance(node, _NON_TABLE_SOURCES):
             raise InvalidQuery(f"only datasource tables may be read, not {_kind(node)}")
         if isinstance(node, exp.Table):
