@@ -16,6 +16,7 @@ kit can run against a server that keeps data between runs.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -182,6 +183,18 @@ class StoreContract:
                 make_datasource(tenant_a, "sales", description="again"), create=True
             )
         assert await host.get_datasource(tenant_a, "sales") == original
+
+    async def test_concurrent_creates_of_one_name_let_exactly_one_win(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        contenders = [make_datasource(tenant_a, "sales", description=str(n)) for n in range(4)]
+        outcomes = await asyncio.gather(
+            *(host.save_datasource(d, create=True) for d in contenders), return_exceptions=True
+        )
+        assert sum(o is None for o in outcomes) == 1
+        assert all(isinstance(o, Conflict) for o in outcomes if o is not None)
+        winner = contenders[outcomes.index(None)]
+        assert await host.get_datasource(tenant_a, "sales") == winner
 
     async def test_replace_changes_the_record(self, host: Host, tenant_a: str) -> None:
         original = await self.registered(host, tenant_a, "sales")
@@ -402,6 +415,18 @@ class StoreContract:
         with pytest.raises(Conflict):
             await host.save_glossary_term(duplicate, create=True)
         assert await host.get_glossary_term(tenant_a, duplicate.id) is None
+
+    async def test_concurrent_creates_of_one_term_let_exactly_one_win(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        contenders = [make_term(tenant_a, spelling) for spelling in ["ARR", "arr", "Arr", "aRR"]]
+        outcomes = await asyncio.gather(
+            *(host.save_glossary_term(t, create=True) for t in contenders), return_exceptions=True
+        )
+        assert sum(o is None for o in outcomes) == 1
+        assert all(isinstance(o, Conflict) for o in outcomes if o is not None)
+        winner = contenders[outcomes.index(None)]
+        assert await host.list_glossary_terms(tenant_a, None, Page(10)) == [winner]
 
     async def test_replace_term(self, host: Host, tenant_a: str) -> None:
         term = make_term(tenant_a, "Revenue")
