@@ -86,8 +86,8 @@ async def integer_key(env: LiveEnv, database: str) -> tuple[str, str, str]:
         "JOIN information_schema.key_column_usage AS k "
         "USING (constraint_schema, constraint_name, table_schema, table_name) "
         "JOIN information_schema.columns AS c USING (table_schema, table_name, column_name) "
-        "WHERE tc.constraint_type = 'PRIMARY KEY' AND c.data_type IN ('integer', 'bigint') "
-        "GROUP BY 1, 2 HAVING count(*) = 1 ORDER BY 1, 2",
+        "WHERE tc.constraint_type = 'PRIMARY KEY' GROUP BY 1, 2 "
+        "HAVING count(*) = 1 AND bool_and(c.data_type IN ('integer', 'bigint')) ORDER BY 1, 2",
     )
     assert keys, f"{database} has no table with an integer primary key"
     return keys[0][0], keys[0][1], keys[0][2]

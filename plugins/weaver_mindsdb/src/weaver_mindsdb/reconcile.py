@@ -59,7 +59,8 @@ async def reconcile(
             continue
         try:
             connection = context.reveal_connection(datasource)
-            await engine.register(datasource, connection, replace=False)
+            if not await engine.create_if_missing(datasource, connection):
+                continue  # created meanwhile by a request, which knows better
         except (Problem, SecretsError) as error:
             failed[_label(datasource)] = str(error)
             log.warning(

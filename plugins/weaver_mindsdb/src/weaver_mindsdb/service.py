@@ -110,11 +110,10 @@ class MindsDB:
         rows = table.records() if table is not None else []
         return {str(row["name"]).lower() for row in rows if str(row["type"]).lower() == "data"}
 
-    async def register(
-        self, datasource: Datasource, connection: Mapping[str, object], *, replace: bool
-    ) -> None:
-        """Create (or redefine) the datasource's MindsDB database; MindsDB checks the
-        connection first and changes nothing when it fails."""
+    def _definition(
+        self, datasource: Datasource, connection: Mapping[str, object]
+    ) -> tuple[str, str, list[str]]:
+        """CREATE and ALTER statements for the datasource, and its secret values."""
         spec = ENGINES.get(datasource.engine)
         if spec is None:
             raise Unprocessable(f"engine {datasource.engine!r} is not supported by MindsDB here")
@@ -125,17 +124,44 @@ class MindsDB:
         # ALTER DATABASE merges the new parameters into the old ones; a parameter the new
         # connection no longer has is sent as null so that it does not linger.
         alter = statements.alter_database(name, {key: parameters.get(key) for key in spec.params})
+        return create, alter, secrets
+
+    async def register(
+        self, datasource: Datasource, connection: Mapping[str, object], *, replace: bool
+    ) -> None:
+        """Create (or redefine) the datasource's MindsDB database; MindsDB checks the
+        connection first and changes nothing when it fails."""
+        create, alter, secrets = self._definition(datasource, connection)
         first, second = (alter, create) if replace else (create, alter)
         try:
             await self._run(first, seconds=self.timeout, datasources=[datasource], secrets=secrets)
         except EngineFailed:
-            # CREATE refused because the database is left over from an earlier run, or
+            # CREATE refused because the database is left over from an earlier run (the
+            # registry has just given this tenant the name, so nothing else owns it), or
             # ALTER refused because MindsDB lost it: the other statement is the right one.
             # Otherwise the first refusal (a bad connection) is the answer.
-            exists = name in await self.database_names()
+            exists = datasource.internal_name in await self.database_names()
             if exists == replace:
                 raise
             await self._run(second, seconds=self.timeout, datasources=[datasource], secrets=secrets)
+
+    async def create_if_missing(
+        self, datasource: Datasource, connection: Mapping[str, object]
+    ) -> bool:
+        """Create the database unless it exists; never redefine one. Whether it created.
+
+        For reconciliation, which reads the registry and MindsDB at one moment and acts a
+        moment later: by then a request may have created or changed the database, and
+        that newer definition must win over the one the reconciler read.
+        """
+        create, _, secrets = self._definition(datasource, connection)
+        try:
+            await self._run(create, seconds=self.timeout, datasources=[datasource], secrets=secrets)
+        except EngineFailed:
+            if datasource.internal_name in await self.database_names():
+                return False
+            raise
+        return True
 
     async def unregister(self, datasource: Datasource) -> None:
         await self._run(
