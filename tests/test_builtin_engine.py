@@ -270,6 +270,14 @@ async def test_the_authorizer_refuses_what_slipped_past_the_checks(
     assert listing(sqlite_root) == ["s.db"]
 
 
+async def test_tenant_queries_cannot_build_huge_values(host: Host) -> None:
+    now = datetime.now(UTC)
+    nobody = Datasource(TENANT, "x", "sqlite", "w_x", {}, "", [], None, now, now)
+    query = prepare(host, "SELECT length(zeroblob(200000000))", [])
+    with pytest.raises(EngineFailed, match="too big"):
+        await host.execute_query(principal_for(nobody), query)
+
+
 async def test_too_many_datasources_in_one_query_are_refused(host: Host, sqlite_root: Path) -> None:
     datasources = []
     for n in range(11):

@@ -116,6 +116,19 @@ def test_comments_are_dropped(sql: str, dialect: str) -> None:
     assert rendered == "SELECT a FROM sales.t"
 
 
+@pytest.mark.parametrize(
+    ("sql", "dialect"),
+    [
+        ("SELECT * FROM sales.t WHERE a = ?", "sqlite"),
+        ("SELECT * FROM sales.t WHERE a = :a", "sqlite"),
+        ("SELECT * FROM sales.t WHERE a = $1", "postgres"),
+    ],
+)
+def test_parameters_are_refused(sql: str, dialect: str) -> None:
+    with pytest.raises(InvalidQuery, match="parameters"):
+        parse_read_only(sql, dialect)
+
+
 @pytest.mark.parametrize("sql", ["", "   ", "\n\t", ";", " ; ; ", "-- only a comment\n"])
 def test_empty_text_is_refused(sql: str) -> None:
     with pytest.raises(InvalidQuery, match="empty"):

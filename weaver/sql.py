@@ -174,6 +174,8 @@ def parse_read_only(sql: str, dialect: str | None) -> exp.Expression:
             if isinstance(node, exp.Lock):
                 what = "locking reads (FOR UPDATE/SHARE)"
             raise InvalidQuery(f"only reads may be run: {what} is not allowed")
+        if isinstance(node, exp.Placeholder | exp.Parameter):
+            raise InvalidQuery("query parameters are not supported: write the values inline")
         if isinstance(node, exp.Func) and _function_name(node) in _FORBIDDEN_FUNCTIONS:
             raise InvalidQuery(f"function {_function_name(node)}() is not allowed")
     return statement

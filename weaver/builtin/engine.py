@@ -67,8 +67,12 @@ SCHEMA = "main"
 # Queries are CPU-bound in SQLite (which releases the GIL while it steps); a few threads
 # keep a slow query from holding up the others without oversubscribing two cores.
 WORKER_THREADS = 4
-# How many virtual-machine steps SQLite runs between two looks at the deadline.
-PROGRESS_STEPS = 10_000
+# How many virtual-machine steps SQLite runs between two looks at the deadline (about a
+# millisecond of work): each look takes the GIL, so not much more often than that.
+PROGRESS_STEPS = 100_000
+# The largest string or blob a tenant query may build (SQLite's default is 1 GB, which a
+# `randomblob()` per worker thread would turn into gigabytes of memory).
+MAX_VALUE_BYTES = 64 * 1024 * 1024
 # SQLite's default limit on result columns is 2000; statistics use four per column.
 STATISTICS_COLUMNS_PER_QUERY = 400
 
@@ -338,6 +342,7 @@ def _run_query(
     run: _Run, files: Mapping[str, Path], public_names: Mapping[str, str], sql: str, limit: int
 ) -> QueryResult:
     with run.connect("file::memory:?mode=ro") as connection:
+        connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
         if len(files) > connection.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED):
             raise InvalidQuery(
                 f"at most {connection.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED)} datasources "
