@@ -4,7 +4,7 @@ A store, engine or guard plugin proves it keeps the contract by subclassing the 
 classes and providing one fixture, ``host``: a started `weaver.host.Host` in which the
 plugin under test is enabled::
 
-    from weaver.testing import GuardContract, running_host, make_settings
+    from weaver.testing import GuardContract, make_settings, running_host
 
     class TestMyGuard(GuardContract):
         @pytest.fixture
@@ -18,6 +18,9 @@ The embedded defaults run the same classes in ``tests/test_conformance.py``.
 
 from __future__ import annotations
 
+from weaver.testing.engine import EngineContract
+from weaver.testing.guard import GuardContract
 from weaver.testing.harness import make_settings, running_host
+from weaver.testing.store import StoreContract
 
-__all__ = ["make_settings", "running_host"]
+__all__ = ["EngineContract", "GuardContract", "StoreContract", "make_settings", "running_host"]
