@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Awaitable
 from importlib.metadata import EntryPoint
@@ -35,7 +37,14 @@ from weaver import hookimpl
 from weaver.auth import mint_token
 from weaver.context import WeaverContext
 from weaver.settings import Settings
-from weaver.types import GuardDecision, GuardRequest, IdempotencyClaim, StoredResponse
+from weaver.testing.harness import make_settings, running_host
+from weaver.types import (
+    GuardDecision,
+    GuardRequest,
+    IdempotencyClaim,
+    Principal,
+    StoredResponse,
+)
 
 NO_GUARD = "no_guard"
 READ = Scenario("GET /api/datasources", "GET", "/api/datasources", None)
@@ -106,6 +115,42 @@ async def idempotent_writes(base: str, headers: dict[str, str], count: int) -> N
                     raise RuntimeError(f"idempotent write: HTTP {answer.status}")
 
 
+async def hook_cost(settings: Settings, requests: int, concurrency: int) -> Result:
+    """The guard alone: ``Host.guard_request`` in this process, with no HTTP around it."""
+    principal = Principal("bench", "bench", frozenset({"viewer"}))
+    request = GuardRequest(principal, "GET", "/api/datasources", None, "")
+    latencies: list[float] = []
+    remaining = iter(range(requests))
+    async with running_host(settings) as host:
+
+        async def worker() -> None:
+            for _ in remaining:
+                started = time.perf_counter()
+                await host.guard_request(request)
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return Result(
+        requests / elapsed,
+        latencies[len(latencies) // 2] * 1000,
+        latencies[int(len(latencies) * 0.99)] * 1000,
+    )
+
+
+def print_table(title: str, results: dict[str, list[Result]]) -> None:
+    print(title)
+    print(f"{'guard':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, rounds in results.items():
+        print(
+            f"{name:<10} {statistics.median(r.requests_per_second for r in rounds):>9.0f} "
+            f"{statistics.median(r.p50_ms for r in rounds):>8.2f} "
+            f"{statistics.median(r.p99_ms for r in rounds):>8.2f}"
+        )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
@@ -159,20 +204,27 @@ async def main() -> None:
             per_read = await round_trips(redis_server.url, loaded) / reads
             written = idempotent_writes(bases["redis"], headers, writes)
             per_write = await round_trips(redis_server.url, written) / writes
+
+        hooks: dict[str, list[Result]] = {"redis": [], "embedded": []}
+        for _ in range(args.rounds):
+            for name, flag in (("redis", "true"), ("embedded", "false")):
+                guard_settings = make_settings(
+                    workdir / "hooks",
+                    WEAVER_REQUEST_GUARD_REDIS_MODE=flag,
+                    REDIS_URL=redis_server.url,
+                    WEAVER_RATE_LIMIT=env["WEAVER_RATE_LIMIT"],
+                )
+                hooks[name].append(await hook_cost(guard_settings, args.requests, args.concurrency))
     finally:
         redis_server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
-    print(
-        f"{READ.name}, {args.requests} requests x {args.rounds} rounds, "
-        f"concurrency {args.concurrency} (median of rounds)"
+    print_table(
+        f"HTTP {READ.name}, {args.requests} requests x {args.rounds} rounds, "
+        f"concurrency {args.concurrency} (median of rounds)",
+        results,
     )
-    print(f"{'guard':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    for name, rounds in results.items():
-        print(
-            f"{name:<10} {statistics.median(r.requests_per_second for r in rounds):>9.0f} "
-            f"{statistics.median(r.p50_ms for r in rounds):>8.2f} "
-            f"{statistics.median(r.p99_ms for r in rounds):>8.2f}"
-        )
+    print_table("\nThe guard hook alone (Host.guard_request in this process)", hooks)
     print(f"Redis round trips per read: {per_read:.2f} (target 1)")
     print(f"Redis round trips per idempotent write: {per_write:.2f} (target at most 2)")
 
