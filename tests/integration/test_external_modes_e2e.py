@@ -1,0 +1,564 @@
+"""External mode end to end (deployment document §6): the real HTTP app in front of a real
+MindsDB, with the PostgreSQL and Neo4j metadata plugins when they are installed.
+
+Runs only with ``WEAVER_RUN_E2E=1``, and then never skips: a missing variable or service
+fails. Variables (§6.1): ``MINDSDB_URL``, ``POSTGRES_DSN``, ``NEO4J_URI``, ``NEO4J_USER``,
+``NEO4J_PASSWORD``; optionally ``WEAVER_E2E_DS_HOST/PORT/DATABASE/USER/PASSWORD`` (the
+datasource target, by default the server and account of ``POSTGRES_DSN``, database
+``sample_enterprise``) and ``WEAVER_E2E_CRM_DATABASE`` (the second database for joins,
+default ``sample_crm``). ``scripts/weaver_external_exit_gate.py`` runs this file in a loop.
+
+Expected values are read from the sources with asyncpg; nothing is written down here.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import jwt
+import pytest
+from aiohttp.test_utils import TestClient
+from weaver_mindsdb.testing import LiveEnv, live
+
+from weaver.api.datasources import internal_name
+from weaver.app import create_app
+from weaver.settings import Settings
+from weaver.testing import make_settings
+
+pytestmark = live
+
+REQUIRED_ENV = ("MINDSDB_URL", "POSTGRES_DSN", "NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD")
+# The metadata plugins this suite turns on when they are installed, by entry-point name.
+METADATA_PLUGINS = {"pg": "WEAVER_METADATA_PG_MODE", "neo4j": "WEAVER_METADATA_EXTERNAL_MODE"}
+
+Client = TestClient[Any, Any]
+ClientFactory = Callable[..., Awaitable[Client]]
+
+
+def user_schema(column: str) -> str:
+    """SQL true for the schemas a PostgreSQL catalog holds for its users, not itself."""
+    return f"{column} <> 'information_schema' AND left({column}, 3) <> 'pg_'"
+
+
+# --- environment and app ------------------------------------------------------------------
+
+
+def _required() -> dict[str, str]:
+    missing = [name for name in REQUIRED_ENV if not os.environ.get(name)]
+    if missing:
+        pytest.fail("WEAVER_RUN_E2E=1 needs " + ", ".join(missing))
+    return {name: os.environ[name] for name in REQUIRED_ENV}
+
+
+@pytest.fixture
+def env() -> LiveEnv:
+    required = _required()
+    dsn = urlsplit(required["POSTGRES_DSN"])
+    return LiveEnv(
+        mindsdb_url=required["MINDSDB_URL"].rstrip("/"),
+        host=os.environ.get("WEAVER_E2E_DS_HOST") or dsn.hostname or "127.0.0.1",
+        port=int(os.environ.get("WEAVER_E2E_DS_PORT") or dsn.port or 5432),
+        database=os.environ.get("WEAVER_E2E_DS_DATABASE") or "sample_enterprise",
+        user=os.environ.get("WEAVER_E2E_DS_USER") or unquote(dsn.username or ""),
+        password=os.environ.get("WEAVER_E2E_DS_PASSWORD") or unquote(dsn.password or ""),
+        crm_database=os.environ.get("WEAVER_E2E_CRM_DATABASE") or "sample_crm",
+    )
+
+
+@pytest.fixture
+def e2e_settings(tmp_path: Path, env: LiveEnv) -> Settings:
+    installed = {ep.name for ep in entry_points(group="weaver")}
+    assert "mindsdb" in installed, "the weaver-mindsdb plugin is not installed"
+    flags = {flag: "true" for name, flag in METADATA_PLUGINS.items() if name in installed}
+    return make_settings(
+        tmp_path / "data",
+        WEAVER_EXTERNAL_MODE="true",
+        # A plugin that does not load fails the run instead of being reported down.
+        WEAVER_PLUGINS_STRICT="true",
+        **flags,
+        **_required(),
+    )
+
+
+@pytest.fixture
+async def api(aiohttp_client: ClientFactory, e2e_settings: Settings) -> Client:
+    return await aiohttp_client(create_app(e2e_settings))
+
+
+@pytest.fixture
+def tenants() -> tuple[str, str]:
+    """Two tenants of this test alone: reruns and loops of the exit gate never collide."""
+    run = secrets.token_hex(4)
+    return f"e2e-a-{run}", f"e2e-b-{run}"
+
+
+@pytest.fixture
+def auth(e2e_settings: Settings) -> Callable[[str], dict[str, str]]:
+    """Headers carrying an editor token for a tenant, minted as a client would."""
+
+    def headers(tenant_id: str) -> dict[str, str]:
+        now = int(time.time())
+        claims = {
+            "sub": f"user-of-{tenant_id}",
+            "tenant_id": tenant_id,
+            "roles": ["editor"],
+            "iat": now,
+            "exp": now + 600,
+        }
+        token = jwt.encode(claims, e2e_settings.jwt_secret_key, algorithm="HS256")
+        return {"Authorization": f"Bearer {token}"}
+
+    return headers
+
+
+Create = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+async def create(
+    api: Client, auth: Callable[[str], dict[str, str]], env: LiveEnv
+) -> AsyncIterator[Create]:
+    """POST a datasource (201 expected); every one made is deleted through the API after."""
+    made: list[tuple[str, str]] = []
+
+    async def make(tenant_id: str, name: str, database: str, **extra: Any) -> dict[str, Any]:
+        response = await api.post(
+            "/api/datasources",
+            json={
+                "name": name,
+                "engine": "postgres",
+                "connection": env.connection(database, **extra),
+            },
+            headers=auth(tenant_id),
+        )
+        body: dict[str, Any] = await response.json()
+        assert response.status == 201, body
+        made.append((tenant_id, name))
+        return body
+
+    yield make
+    for tenant_id, name in made:
+        await api.delete(f"/api/datasources/{name}", headers=auth(tenant_id))
+        await env.mindsdb_sql(f"DROP DATABASE IF EXISTS `{internal_name(tenant_id, name)}`")
+
+
+Scratch = Callable[[str], Awaitable[str]]
+
+
+@pytest.fixture
+async def scratch(env: LiveEnv) -> AsyncIterator[Scratch]:
+    """A schema of this test's own in a sample database, dropped afterwards."""
+    made: list[tuple[str, str]] = []
+    name = f"weaver_e2e_{secrets.token_hex(4)}"
+
+    async def make(database: str) -> str:
+        await execute(env, database, f'CREATE SCHEMA "{name}"')
+        made.append((database, name))
+        return name
+
+    yield make
+    for database, schema in made:
+        await execute(env, database, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+# --- reading the sources directly ---------------------------------------------------------
+
+
+async def fetch(env: LiveEnv, database: str, sql: str) -> list[Any]:
+    connection = await env.pg(database)
+    try:
+        return list(await connection.fetch(sql))
+    finally:
+        await connection.close()
+
+
+async def execute(env: LiveEnv, database: str, *statements: str) -> None:
+    connection = await env.pg(database)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def scalar(env: LiveEnv, database: str, sql: str) -> Any:
+    return (await fetch(env, database, sql))[0][0]
+
+
+async def base_tables(env: LiveEnv, database: str) -> list[tuple[str, str]]:
+    rows = await fetch(
+        env,
+        database,
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        f"WHERE table_type = 'BASE TABLE' AND {user_schema('table_schema')} ORDER BY 1, 2",
+    )
+    assert rows, f"{database} has no tables"
+    return [(r[0], r[1]) for r in rows]
+
+
+async def integer_key(env: LiveEnv, database: str) -> tuple[str, str, str]:
+    """A table with a one-column integer primary key: (schema, table, column)."""
+    rows = await fetch(
+        env,
+        database,
+        "SELECT k.table_schema, k.table_name, min(k.column_name) "
+        "FROM information_schema.table_constraints AS tc "
+        "JOIN information_schema.key_column_usage AS k "
+        "USING (constraint_schema, constraint_name, table_schema, table_name) "
+        "JOIN information_schema.columns AS c USING (table_schema, table_name, column_name) "
+        "WHERE tc.constraint_type = 'PRIMARY KEY' GROUP BY 1, 2 "
+        "HAVING count(*) = 1 AND bool_and(c.data_type IN ('integer', 'bigint')) ORDER BY 1, 2",
+    )
+    assert rows, f"{database} has no table with an integer primary key"
+    return rows[0][0], rows[0][1], rows[0][2]
+
+
+async def run_sql(
+    api: Client, headers: dict[str, str], sql: str, **options: Any
+) -> tuple[int, dict[str, Any]]:
+    response = await api.post("/api/query", json={"sql": sql, **options}, headers=headers)
+    return response.status, await response.json()
+
+
+# --- datasources --------------------------------------------------------------------------
+
+
+async def test_datasources_are_created_and_deleted_in_mindsdb(
+    api: Client, auth: Callable[[str], dict[str, str]], env: LiveEnv, tenants: tuple[str, str]
+) -> None:
+    tenant = tenants[0]
+    engine_name = internal_name(tenant, "sales")
+    response = await api.post(
+        "/api/datasources",
+        json={"name": "sales", "engine": "postgres", "connection": env.connection()},
+        headers=auth(tenant),
+    )
+    body = await response.json()
+    assert response.status == 201, body
+    assert response.headers["Location"] == "/api/datasources/sales"
+    assert body["password_set"] is True and "password" not in body["connection"]
+    assert env.password not in await response.text()
+    try:
+        assert engine_name in await env.mindsdb_databases()
+        assert (await api.get("/api/datasources/sales", headers=auth(tenant))).status == 200
+    finally:
+        deleted = await api.delete("/api/datasources/sales", headers=auth(tenant))
+    assert deleted.status == 204
+    assert engine_name not in await env.mindsdb_databases()
+    assert (await api.get("/api/datasources/sales", headers=auth(tenant))).status == 404
+
+
+async def test_a_connection_mindsdb_refuses_is_502_and_leaves_nothing(
+    api: Client, auth: Callable[[str], dict[str, str]], env: LiveEnv, tenants: tuple[str, str]
+) -> None:
+    tenant = tenants[0]
+    password = f"wrong-{secrets.token_hex(6)}"
+    response = await api.post(
+        "/api/datasources",
+        json={
+            "name": "sales",
+            "engine": "postgres",
+            "connection": env.connection(password=password),
+        },
+        headers=auth(tenant),
+    )
+    text = await response.text()
+    assert response.status == 502, text
+    assert response.content_type == "application/problem+json"
+    assert password not in text and internal_name(tenant, "sales") not in text
+    assert (await api.get("/api/datasources/sales", headers=auth(tenant))).status == 404
+    assert internal_name(tenant, "sales") not in await env.mindsdb_databases()
+
+
+# --- queries ------------------------------------------------------------------------------
+
+
+async def test_queries_run_on_mindsdb(
+    api: Client,
+    auth: Callable[[str], dict[str, str]],
+    env: LiveEnv,
+    tenants: tuple[str, str],
+    create: Create,
+) -> None:
+    tenant = tenants[0]
+    await create(tenant, "sales", env.database)
+    status = await api.get("/api/query/status", headers=auth(tenant))
+    assert (await status.json())["engine"] == "mindsdb"
+
+    for schema, table in await base_tables(env, env.database):
+        expected = await scalar(env, env.database, f'SELECT count(*) FROM "{schema}"."{table}"')
+        code, body = await run_sql(
+            api, auth(tenant), f"SELECT count(*) AS n FROM sales.{schema}.{table}"
+        )
+        assert code == 200, body
+        assert body["rows"] == [[expected]] and body["columns"] == [
+            {"name": "n", "type": "integer"}
+        ]
+
+    schema, table, column = await integer_key(env, env.database)
+    key = await scalar(env, env.database, f'SELECT min("{column}") FROM "{schema}"."{table}"')
+    code, body = await run_sql(
+        api, auth(tenant), f"SELECT * FROM sales.{schema}.{table} WHERE {column} = {key}"
+    )
+    assert code == 200, body
+    names = [c["name"] for c in body["columns"]]
+    assert body["row_count"] == 1 and body["truncated"] is False and body["elapsed_ms"] >= 0
+    assert body["rows"][0][names.index(column)] == key
+
+    rows = await scalar(env, env.database, f'SELECT count(*) FROM "{schema}"."{table}"')
+    code, body = await run_sql(api, auth(tenant), f"SELECT * FROM sales.{schema}.{table}", limit=1)
+    assert code == 200 and body["row_count"] == 1 and body["truncated"] is (rows > 1)
+
+
+async def test_a_join_across_two_databases(
+    api: Client,
+    auth: Callable[[str], dict[str, str]],
+    env: LiveEnv,
+    tenants: tuple[str, str],
+    create: Create,
+    scratch: Scratch,
+) -> None:
+    tenant = tenants[0]
+    schema, table, column = await integer_key(env, env.database)
+    keys = [
+        row[0]
+        for row in await fetch(
+            env, env.database, f'SELECT "{column}" FROM "{schema}"."{table}" LIMIT 300'
+        )
+    ][::3]
+    scratch_schema = await scratch(env.crm_database)
+    connection = await env.pg(env.crm_database)
+    try:
+        await connection.execute(f'CREATE TABLE "{scratch_schema}".picked (k bigint PRIMARY KEY)')
+        await connection.executemany(
+            f'INSERT INTO "{scratch_schema}".picked VALUES ($1)', [(k,) for k in keys]
+        )
+    finally:
+        await connection.close()
+    await create(tenant, "sales", env.database)
+    await create(tenant, "crm", env.crm_database)
+    code, body = await run_sql(
+        api,
+        auth(tenant),
+        f"SELECT s.{column} FROM sales.{schema}.{table} AS s "
+        f"JOIN crm.{scratch_schema}.picked AS p ON s.{column} = p.k ORDER BY s.{column}",
+    )
+    assert code == 200, body
+    assert [row[0] for row in body["rows"]] == sorted(keys)
+
+
+async def test_writes_system_databases_and_native_queries_are_400(
+    api: Client,
+    auth: Callable[[str], dict[str, str]],
+    env: LiveEnv,
+    tenants: tuple[str, str],
+    create: Create,
+) -> None:
+    tenant = tenants[0]
+    await create(tenant, "sales", env.database)
+    schema, table = (await base_tables(env, env.database))[0]
+    before = await scalar(env, env.database, f'SELECT count(*) FROM "{schema}"."{table}"')
+    for sql in (
+        f"DELETE FROM sales.{schema}.{table}",
+        f"INSERT INTO sales.{schema}.{table} SELECT * FROM sales.{schema}.{table}",
+        f"UPDATE sales.{schema}.{table} SET x = 1",
+        f"DROP TABLE sales.{schema}.{table}",
+        f"SELECT 1 FROM sales.{schema}.{table}; DELETE FROM sales.{schema}.{table}",
+        "CREATE DATABASE x WITH ENGINE = 'postgres'",
+        "SELECT * FROM information_schema.databases",
+        "SELECT * FROM mindsdb.models",
+        "SELECT * FROM files.anything",
+        "SELECT * FROM sales (SELECT 1)",
+    ):
+        code, body = await run_sql(api, auth(tenant), sql)
+        assert code == 400, (sql, body)
+        assert internal_name(tenant, "sales") not in str(body)
+    assert await scalar(env, env.database, f'SELECT count(*) FROM "{schema}"."{table}"') == before
+
+
+async def test_a_slow_query_is_504(
+    api: Client,
+    auth: Callable[[str], dict[str, str]],
+    env: LiveEnv,
+    tenants: tuple[str, str],
+    create: Create,
+) -> None:
+    tenant = tenants[0]
+    await create(tenant, "sales", env.database)
+    schema, table = (await base_tables(env, env.database))[0]
+    code, body = await run_sql(
+        api,
+        auth(tenant),
+        f"SELECT pg_sleep(5) FROM sales.{schema}.{table} LIMIT 2",
+        timeout_seconds=0.5,
+    )
+    assert code == 504, body
+
+
+# --- metadata -----------------------------------------------------------------------------
+
+
+async def test_sync_snapshots_glossary_and_statistics(
+    api: Client,
+    auth: Callable[[str], dict[str, str]],
+    env: LiveEnv,
+    tenants: tuple[str, str],
+    create: Create,
+) -> None:
+    tenant = tenants[0]
+    headers = auth(tenant)
+    await create(tenant, "sales", env.database)
+    db = env.database
+    expected_tables = await scalar(
+        env,
+        db,
+        "SELECT count(*) FROM information_schema.tables "
+        f"WHERE table_type IN ('BASE TABLE', 'VIEW') AND {user_schema('table_schema')}",
+    )
+    expected_schemas = await scalar(
+        env,
+        db,
+        f"SELECT count(*) FROM information_schema.schemata WHERE {user_schema('schema_name')}",
+    )
+    expected_foreign_keys = await scalar(
+        env,
+        db,
+        "SELECT count(*) FROM information_schema.table_constraints AS tc "
+        "JOIN information_schema.key_column_usage AS k USING (constraint_schema, constraint_name) "
+        f"WHERE tc.constraint_type = 'FOREIGN KEY' AND {user_schema('tc.table_schema')}",
+    )
+
+    response = await api.post("/api/v1/metadata/datasources/sales/sync", headers=headers)
+    first = await response.json()
+    assert response.status == 200, first
+    assert (first["schemas"], first["tables"], first["foreign_keys"]) == (
+        expected_schemas,
+        expected_tables,
+        expected_foreign_keys,
+    )
+
+    schemas = await (
+        await api.get("/api/v1/metadata/datasources/sales/schemas", headers=headers)
+    ).json()
+    assert sum(s["table_count"] for s in schemas["items"]) == expected_tables
+    schema, table, column = await integer_key(env, db)
+    detail = await api.get(
+        f"/api/v1/metadata/datasources/sales/schemas/{schema}/tables/{table}", headers=headers
+    )
+    detail_body = await detail.json()
+    assert detail.status == 200, detail_body
+    assert next(c for c in detail_body["columns"] if c["name"] == column)["primary_key"] is True
+
+    again = await (
+        await api.post("/api/v1/metadata/datasources/sales/sync", headers=headers)
+    ).json()
+    snapshots = await (
+        await api.get("/api/v1/metadata/datasources/sales/snapshots", headers=headers)
+    ).json()
+    assert [s["id"] for s in snapshots["items"]] == [again["snapshot_id"], first["snapshot_id"]]
+    diff = await api.get(
+        f"/api/v1/metadata/datasources/sales/snapshots/{again['snapshot_id']}/diff",
+        params={"against": first["snapshot_id"]},
+        headers=headers,
+    )
+    assert await diff.json() == {"added_tables": [], "removed_tables": [], "changed_tables": []}
+
+    term = f"key-{secrets.token_hex(3)}"
+    created = await api.post(
+        "/api/v1/metadata/glossary",
+        json={
+            "term": term,
+            "definition": "the key",
+            "columns": [f"sales.{schema}.{table}.{column}"],
+        },
+        headers=headers,
+    )
+    assert created.status == 201, await created.text()
+    found = await (
+        await api.get("/api/v1/metadata/glossary", params={"q": term}, headers=headers)
+    ).json()
+    assert [t["term"] for t in found["items"]] == [term]
+
+    refreshed = await api.post("/api/v1/metadata/datasources/sales/stats/refresh", headers=headers)
+    assert refreshed.status == 200, await refreshed.text()
+    stats = await (
+        await api.get("/api/v1/metadata/datasources/sales/stats", headers=headers)
+    ).json()
+    assert len(stats["tables"]) == expected_tables
+    for entry in stats["tables"]:
+        rows = await scalar(env, db, f'SELECT count(*) FROM "{entry["schema"]}"."{entry["table"]}"')
+        assert entry["row_count"] == rows, entry["table"]
+
+
+# --- tenants ------------------------------------------------------------------------------
+
+
+async def test_tenants_see_only_their_own(
+    api: Client,
+    auth: Callable[[str], dict[str, str]],
+    env: LiveEnv,
+    tenants: tuple[str, str],
+    create: Create,
+    scratch: Scratch,
+) -> None:
+    tenant_a, tenant_b = tenants
+    # The same name in both tenants, over different data.
+    for tenant_id, database, owner in (
+        (tenant_a, env.database, "A"),
+        (tenant_b, env.crm_database, "B"),
+    ):
+        schema = await scratch(database)
+        await execute(
+            env,
+            database,
+            f'CREATE TABLE "{schema}".marker (owner text)',
+            f"INSERT INTO \"{schema}\".marker VALUES ('{owner}')",
+        )
+        await create(tenant_id, "mine", database, schema=schema)
+    await create(tenant_a, "sales", env.database)
+    a, b = auth(tenant_a), auth(tenant_b)
+    assert (await api.post("/api/v1/metadata/datasources/sales/sync", headers=a)).status == 200
+    term = f"a-only-{secrets.token_hex(3)}"
+    glossary = await api.post(
+        "/api/v1/metadata/glossary", json={"term": term, "definition": "x"}, headers=a
+    )
+    term_id = (await glossary.json())["id"]
+
+    for headers, owner in ((a, "A"), (b, "B")):
+        code, body = await run_sql(api, headers, "SELECT owner FROM mine.marker")
+        assert code == 200 and body["rows"] == [[owner]], body
+
+    assert (await api.get("/api/datasources/sales", headers=b)).status == 404
+    names = [
+        d["name"] for d in (await (await api.get("/api/datasources", headers=b)).json())["items"]
+    ]
+    assert names == ["mine"]
+    schema, table = (await base_tables(env, env.database))[0]
+    code, body = await run_sql(api, b, f"SELECT count(*) FROM sales.{schema}.{table}")
+    assert code == 404, body
+    assert (await api.get("/api/v1/metadata/datasources/sales/snapshots", headers=b)).status == 404
+    listed = await (
+        await api.get("/api/v1/metadata/glossary", params={"q": term}, headers=b)
+    ).json()
+    assert listed["items"] == []
+    assert (await api.get(f"/api/v1/metadata/glossary/{term_id}", headers=b)).status == 404
+
+
+# --- health -------------------------------------------------------------------------------
+
+
+async def test_readiness_reports_mindsdb_up(api: Client, e2e_settings: Settings) -> None:
+    response = await api.get("/health/ready")
+    body = await response.json()
+    assert response.status == 200, body
+    assert body["checks"]["mindsdb"]["status"] == "up", body
+    enabled = {name for name, on in e2e_settings.mode_flags().items() if on}
+    for name in enabled:
+        assert body["checks"][name]["status"] == "up", (name, body)
