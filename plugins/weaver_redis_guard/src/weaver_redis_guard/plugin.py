@@ -112,11 +112,11 @@ class RedisGuard:
         caller = caller_key(request.principal)
         keys = [rate_key(caller)]
         args: list[str | int] = [self.gcra.interval_us, self.gcra.limit]
-        key = request.idempotency_key if request.method in IDEMPOTENT_METHODS else None
-        token = secrets.token_hex(16)
-        if key is not None:
-            keys.append(idempotency_key(caller, key))
-            args += [request.fingerprint, token, IN_FLIGHT_LEASE_SECONDS * 1000]
+        claim = None
+        if request.idempotency_key is not None and request.method in IDEMPOTENT_METHODS:
+            claim = IdempotencyClaim(request.idempotency_key, secrets.token_hex(16))
+            keys.append(idempotency_key(caller, claim.key))
+            args += [request.fingerprint, claim.token, IN_FLIGHT_LEASE_SECONDS * 1000]
         async with self._reaching_redis():
             reply: Sequence[Any] = await self.admit_script(keys=keys, args=args)
 
@@ -124,8 +124,8 @@ class RedisGuard:
         verdict = Verdict(bool(allowed), remaining, reset_us, retry_after_us, tat_us)
         headers = enforce(self.policy, verdict)
         match outcome:
-            case b"claimed" if key is not None:
-                return GuardDecision(headers=headers, claim=IdempotencyClaim(key, token))
+            case b"claimed" if claim is not None:
+                return GuardDecision(headers=headers, claim=claim)
             case b"in_flight":
                 raise key_in_flight(headers)
             case b"mismatch":
