@@ -177,6 +177,8 @@ async def main() -> None:
     headers = {"Authorization": f"Bearer {token}"}
 
     ports = {name: free_port() for name in ("redis", "embedded", "none")}
+    while len(set(ports.values())) < len(ports):  # probed one at a time, one may repeat
+        ports = {name: free_port() for name in ports}
     serve = [sys.executable, "-m", "weaver", "serve", "--host", "127.0.0.1", "--port"]
     redis_env = {**env, "WEAVER_REQUEST_GUARD_REDIS_MODE": "true"}
     servers = {

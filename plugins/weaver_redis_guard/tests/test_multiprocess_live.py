@@ -84,16 +84,24 @@ class Gateways:
 
     def start(self) -> None:
         env = self.environment()
-        for n in range(GATEWAYS):
-            port = free_port()
-            log = (self.workdir / f"gateway-{n}.log").open("wb")
-            command = [sys.executable, "-m", "weaver", "serve", "--host", "127.0.0.1"]
-            self.processes.append(
-                subprocess.Popen([*command, "--port", str(port)], env=env, stdout=log, stderr=log)
-            )
+        # Probed one at a time, the same free port could come back twice.
+        ports: set[int] = set()
+        while len(ports) < GATEWAYS:
+            ports.add(free_port())
+        command = [sys.executable, "-m", "weaver", "serve", "--host", "127.0.0.1", "--port"]
+        for n, port in enumerate(sorted(ports)):
+            with (self.workdir / f"gateway-{n}.log").open("wb") as log:
+                self.processes.append(
+                    subprocess.Popen([*command, str(port)], env=env, stdout=log, stderr=log)
+                )
             self.urls.append(f"http://127.0.0.1:{port}")
-        for url, process in zip(self.urls, self.processes, strict=True):
-            self._wait_until_live(url, process)
+        try:
+            for url, process in zip(self.urls, self.processes, strict=True):
+                self._wait_until_live(url, process)
+        except BaseException:
+            # The fixture never gets to stop gateways that failed to start together.
+            self.stop()
+            raise
 
     def _wait_until_live(self, url: str, process: subprocess.Popen[bytes]) -> None:
         import urllib.request
