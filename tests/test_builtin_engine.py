@@ -270,6 +270,74 @@ async def test_the_authorizer_refuses_what_slipped_past_the_checks(
     assert listing(sqlite_root) == ["s.db"]
 
 
+# --- reused connections ----------------------------------------------------------------
+
+
+async def test_idle_connections_see_writes_and_hold_no_locks(host: Host, sqlite_root: Path) -> None:
+    file = build(sqlite_root / "s.db", "CREATE TABLE t (x)", "INSERT INTO t VALUES (1), (1)")
+    datasource = await register(host, "sales", "s.db")
+    # Truncated: the statement had more rows when the engine stopped reading.
+    assert (await run_query(host, datasource, "SELECT x FROM {ds}.t", limit=1)).truncated
+    assert (await host.check_health())["embedded_engine"].extra["idle_connections"] == 1
+    # A writer that will not wait gets its lock: the idle connection holds none.
+    writer = sqlite3.connect(file, timeout=0)
+    writer.execute("INSERT INTO t VALUES (2)")
+    writer.commit()
+    writer.close()
+    sql = "SELECT count(*) FROM {ds}.t"
+    assert (await run_query(host, datasource, sql)).rows == [[3]]
+    assert (await host.check_health())["embedded_engine"].extra["idle_connections"] == 1
+
+
+async def test_a_file_replaced_by_a_rename_is_read_anew(host: Host, sqlite_root: Path) -> None:
+    build(sqlite_root / "s.db", "CREATE TABLE t (x)", "INSERT INTO t VALUES ('old')")
+    datasource = await register(host, "sales", "s.db")
+    assert (await run_query(host, datasource, "SELECT x FROM {ds}.t")).rows == [["old"]]
+    build(sqlite_root / "next.db", "CREATE TABLE t (x)", "INSERT INTO t VALUES ('new')")
+    (sqlite_root / "next.db").rename(sqlite_root / "s.db")
+    assert (await run_query(host, datasource, "SELECT x FROM {ds}.t")).rows == [["new"]]
+
+
+async def test_tenants_with_the_same_names_read_their_own_files(
+    host: Host, sqlite_root: Path
+) -> None:
+    build(sqlite_root / "a.db", "CREATE TABLE t (x)", "INSERT INTO t VALUES ('a')")
+    build(sqlite_root / "b.db", "CREATE TABLE t (x)", "INSERT INTO t VALUES ('b')")
+    mine = await register(host, "sales", "a.db", tenant_id="tenant-a")
+    theirs = await register(host, "sales", "b.db", tenant_id="tenant-b")
+    for _ in range(3):
+        assert (await run_query(host, mine, "SELECT x FROM {ds}.t")).rows == [["a"]]
+        assert (await run_query(host, theirs, "SELECT x FROM {ds}.t")).rows == [["b"]]
+
+
+async def test_unregistering_closes_idle_connections(host: Host, sqlite_root: Path) -> None:
+    build(sqlite_root / "s.db", "CREATE TABLE t (x)")
+    build(sqlite_root / "o.db", "CREATE TABLE t (x)")
+    sales = await register(host, "sales", "s.db")
+    other = await register(host, "other", "o.db")
+    await run_query(host, sales, "SELECT x FROM {ds}.t")
+    await run_query(host, other, "SELECT x FROM {ds}.t")
+    await host.unregister_datasource(sales)
+    assert (await host.check_health())["embedded_engine"].extra["idle_connections"] == 1
+
+
+async def test_a_refused_statement_does_not_spoil_the_next_query(
+    host: Host, sqlite_root: Path
+) -> None:
+    build(sqlite_root / "s.db", "CREATE TABLE t (x)", "INSERT INTO t VALUES (1)")
+    datasource = await register(host, "sales", "s.db")
+    assert (await run_query(host, datasource, "SELECT x FROM {ds}.t")).rows == [[1]]
+    refused = PreparedQuery(
+        sqlglot.parse_one("DELETE FROM sales.t", read="sqlite"), {"sales": datasource}, 10, 5.0
+    )
+    with pytest.raises(InvalidQuery):
+        await engine.execute_query(host.context, principal_for(datasource), refused)
+    assert (await run_query(host, datasource, "SELECT x FROM {ds}.t")).rows == [[1]]
+    with pytest.raises(EngineFailed):
+        await run_query(host, datasource, "SELECT nope FROM {ds}.t")
+    assert (await run_query(host, datasource, "SELECT x FROM {ds}.t")).rows == [[1]]
+
+
 async def test_tenant_queries_cannot_build_huge_values(host: Host) -> None:
     now = datetime.now(UTC)
     nobody = Datasource(TENANT, "x", "sqlite", "w_x", {}, "", [], None, now, now)

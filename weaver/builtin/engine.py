@@ -70,6 +70,11 @@ WORKER_THREADS = 4
 # How many virtual-machine steps SQLite runs between two looks at the deadline (about a
 # millisecond of work): each look takes the GIL, so not much more often than that.
 PROGRESS_STEPS = 100_000
+# How long a reader waits for a writer's lock before SQLite answers "database is locked";
+# SQLite cannot interrupt this wait, so it stays short.
+BUSY_TIMEOUT_SECONDS = 1.0
+# Idle query connections kept with their files attached, by exactly the set they have.
+IDLE_CONNECTIONS = 32
 # The largest string or blob a tenant query may build (SQLite's default is 1 GB, which a
 # `randomblob()` per worker thread would turn into gigabytes of memory).
 MAX_VALUE_BYTES = 64 * 1024 * 1024
@@ -127,12 +132,68 @@ def _database_file(
 # --- bounded work on the engine's threads -----------------------------------------------
 
 
+# Which files a query connection has attached, under which aliases: (alias, path, device,
+# inode) sorted. The inode makes a file replaced by a rename a different key, so a pooled
+# connection never keeps reading the old file.
+_AttachmentKey = tuple[tuple[str, str, int, int], ...]
+
+
+@dataclass
+class _QueryConnection:
+    key: _AttachmentKey
+    connection: sqlite3.Connection
+    authorizer: _ReadOnlyAuthorizer
+
+
+class _Pool:
+    """Idle query connections, reused only for a query that attaches exactly the same
+    files under the same internal names — so never across tenants — and closed when one
+    of their datasources is unregistered."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._idle: list[_QueryConnection] = []
+
+    def take(self, key: _AttachmentKey) -> _QueryConnection | None:
+        with self._lock:
+            for index in range(len(self._idle) - 1, -1, -1):
+                if self._idle[index].key == key:
+                    return self._idle.pop(index)
+        return None
+
+    def give(self, query_connection: _QueryConnection) -> None:
+        with self._lock:
+            self._idle.append(query_connection)
+            evicted = self._idle[: -self._size]
+            del self._idle[: -self._size]
+        for old in evicted:
+            old.connection.close()
+
+    def discard(self, alias: str) -> None:
+        with self._lock:
+            dropped = [c for c in self._idle if any(entry[0] == alias for entry in c.key)]
+            self._idle = [c for c in self._idle if c not in dropped]
+        for old in dropped:
+            old.connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            dropped, self._idle = self._idle, []
+        for old in dropped:
+            old.connection.close()
+
+    def __len__(self) -> int:
+        return len(self._idle)
+
+
 @dataclass
 class _EngineState:
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix=PLUGIN)
     )
     running: set[_Run] = field(default_factory=set)
+    pool: _Pool = field(default_factory=lambda: _Pool(IDLE_CONNECTIONS))
 
 
 def _state(context: WeaverContext) -> _EngineState:
@@ -169,20 +230,40 @@ class _Run:
                 self._connection.interrupt()
 
     @contextmanager
-    def connect(self, uri: str) -> Iterator[sqlite3.Connection]:
-        """A connection to ``uri`` that this run can interrupt; read-only by pragma too."""
-        busy_wait = max(0.0, self.deadline - time.monotonic())
-        connection = sqlite3.connect(uri, uri=True, timeout=busy_wait, isolation_level=None)
+    def interruptible(self, connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        """``connection``, stoppable by this run while the block runs."""
+        connection.set_progress_handler(self.expired, PROGRESS_STEPS)
+        with self._lock:
+            self._connection = connection
         try:
-            connection.execute("PRAGMA query_only = ON")
-            connection.set_progress_handler(self.expired, PROGRESS_STEPS)
-            with self._lock:
-                self._connection = connection
             yield connection
         finally:
             with self._lock:
                 self._connection = None
+
+    @contextmanager
+    def connect(self, uri: str) -> Iterator[sqlite3.Connection]:
+        """A fresh connection to ``uri`` that this run can stop, closed afterwards."""
+        connection = _open(uri)
+        try:
+            with self.interruptible(connection):
+                yield connection
+        finally:
             connection.close()
+
+
+def _open(uri: str) -> sqlite3.Connection:
+    """A connection that may not write, whatever the URI says."""
+    connection = sqlite3.connect(
+        uri,
+        uri=True,
+        timeout=BUSY_TIMEOUT_SECONDS,
+        isolation_level=None,
+        # A pooled connection serves whichever engine thread takes it, one at a time.
+        check_same_thread=False,
+    )
+    connection.execute("PRAGMA query_only = ON")
+    return connection
 
 
 async def _bounded(
@@ -194,7 +275,8 @@ async def _bounded(
 ) -> T:
     """Run ``work`` on an engine thread for at most ``seconds``.
 
-    SQLite errors become `EngineFailed` with internal names replaced by public ones.
+    SQLite errors become `EngineFailed`; no `EngineFailed` leaves here naming a datasource
+    by its internal name.
     """
     state = _state(context)
     run = _Run(seconds)
@@ -208,6 +290,9 @@ async def _bounded(
             return await asyncio.shield(future)
     except TimeoutError:
         raise EngineTimeout(f"{what} did not finish within {seconds:g}s") from None
+    except EngineFailed as failure:
+        failure.detail = internal_to_public(failure.detail, datasources)
+        raise
     except sqlite3.Error as error:
         if run.expired():
             raise EngineTimeout(f"{what} did not finish within {seconds:g}s") from None
@@ -275,14 +360,19 @@ async def register_datasource(
 
 @hookimpl(trylast=True)
 def unregister_datasource(context: WeaverContext, datasource: Datasource) -> None:
-    """Nothing to drop: the engine keeps no state per datasource."""
+    # Nothing was created; only idle connections may still have the file open.
+    if PLUGIN in context.state:
+        _state(context).pool.discard(datasource.internal_name)
 
 
 @hookimpl(trylast=True)
 def check_health(context: WeaverContext) -> HealthCheck:
     root = context.settings.sqlite_root_path
-    running = len(_state(context).running) if PLUGIN in context.state else 0
-    extra = {"running_queries": running}
+    state = context.state.get(PLUGIN)
+    extra = {
+        "running_queries": len(state.running) if state else 0,
+        "idle_connections": len(state.pool) if state else 0,
+    }
     if not root.exists():
         return HealthCheck("up", "WEAVER_SQLITE_ROOT does not exist yet", extra=extra)
     if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
@@ -297,6 +387,7 @@ def weaver_shutdown(context: WeaverContext) -> None:
         for run in list(state.running):
             run.cancel()
         state.executor.shutdown(wait=False, cancel_futures=True)
+        state.pool.close()
 
 
 # --- hooks: queries ---------------------------------------------------------------------
@@ -338,33 +429,62 @@ def _column_types(width: int, rows: list[tuple[Any, ...]]) -> list[str]:
     return types
 
 
-def _run_query(
-    run: _Run, files: Mapping[str, Path], public_names: Mapping[str, str], sql: str, limit: int
-) -> QueryResult:
-    with run.connect("file::memory:?mode=ro") as connection:
-        connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
-        if len(files) > connection.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED):
-            raise InvalidQuery(
-                f"at most {connection.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED)} datasources "
-                "may be used in one query"
-            )
-        for alias, file in files.items():
-            try:
-                connection.execute(f"ATTACH DATABASE ? AS {_quote(alias)}", (_read_only_uri(file),))
-            except sqlite3.Error:
-                raise EngineFailed(f"datasource {public_names[alias]!r} cannot be opened") from None
-        authorizer = _ReadOnlyAuthorizer()
-        connection.set_authorizer(authorizer)
+def _attachment_key(files: Mapping[str, Path]) -> _AttachmentKey:
+    entries = []
+    for alias, file in files.items():
         try:
+            status = file.stat()
+        except OSError:
+            raise EngineFailed(f"the file of datasource {alias!r} cannot be opened") from None
+        entries.append((alias, str(file), status.st_dev, status.st_ino))
+    return tuple(sorted(entries))
+
+
+def _attach(key: _AttachmentKey) -> _QueryConnection:
+    """A new query connection: an empty in-memory database with the files attached."""
+    connection = _open("file::memory:?mode=ro")
+    try:
+        most = connection.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED)
+        if len(key) > most:
+            raise InvalidQuery(f"at most {most} datasources may be used in one query")
+        for alias, file, _, _ in key:
+            try:
+                connection.execute(
+                    f"ATTACH DATABASE ? AS {_quote(alias)}", (_read_only_uri(Path(file)),)
+                )
+            except sqlite3.Error:
+                raise EngineFailed(f"the file of datasource {alias!r} cannot be opened") from None
+        connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+        authorizer = _ReadOnlyAuthorizer()
+        # Set once: setting an authorizer expires the connection's prepared statements.
+        connection.set_authorizer(authorizer)
+    except BaseException:
+        connection.close()
+        raise
+    return _QueryConnection(key, connection, authorizer)
+
+
+def _run_query(
+    run: _Run, pool: _Pool, files: Mapping[str, Path], sql: str, limit: int
+) -> QueryResult:
+    key = _attachment_key(files)
+    attached = pool.take(key) or _attach(key)
+    attached.authorizer.refused = False
+    try:
+        with run.interruptible(attached.connection) as connection:
             cursor = connection.execute(sql)
-        except sqlite3.DatabaseError:
-            if authorizer.refused:
-                raise InvalidQuery(
-                    "only reads may be run: the engine refused this statement"
-                ) from None
-            raise
-        rows = cursor.fetchmany(limit + 1)
-        names = [description[0] for description in cursor.description or ()]
+            try:
+                rows = cursor.fetchmany(limit + 1)
+                names = [description[0] for description in cursor.description or ()]
+            finally:
+                # Ends the read transaction, so an idle connection holds no lock.
+                cursor.close()
+    except BaseException as error:
+        attached.connection.close()
+        if isinstance(error, sqlite3.DatabaseError) and attached.authorizer.refused:
+            raise InvalidQuery("only reads may be run: the engine refused this statement") from None
+        raise
+    pool.give(attached)
     truncated = len(rows) > limit
     rows = rows[:limit]
     columns = [
@@ -382,15 +502,15 @@ async def execute_query(
         return None
     datasources = query.datasources.values()
     files = {d.internal_name: _database_file(context, d) for d in datasources}
-    public_names = {d.internal_name: d.name for d in datasources}
     # One copy of the tenant's tree, made by the rewrite; the rest works on that copy.
     statement = to_internal_names(query.statement, query.datasources, schema_as_catalog=False)
     sql = with_limit(statement, query.limit + 1, copy=False).sql(dialect=DIALECT, copy=False)
+    pool = _state(context).pool
     return await _bounded(
         context,
         query.timeout_seconds,
         "the query",
-        lambda run: _run_query(run, files, public_names, sql, query.limit),
+        lambda run: _run_query(run, pool, files, sql, query.limit),
         datasources,
     )
 
