@@ -15,6 +15,7 @@ from weaver.api.datasources import internal_name
 from weaver.builtin import engine
 from weaver.errors import EngineFailed, EngineTimeout, InvalidQuery, Unprocessable
 from weaver.host import Host
+from weaver.sql import parse_read_only
 from weaver.testing.engine import (
     EngineContract,
     SampleFactory,
@@ -336,6 +337,30 @@ async def test_a_refused_statement_does_not_spoil_the_next_query(
     with pytest.raises(EngineFailed):
         await run_query(host, datasource, "SELECT nope FROM {ds}.t")
     assert (await run_query(host, datasource, "SELECT x FROM {ds}.t")).rows == [[1]]
+
+
+async def test_one_shared_tree_is_rendered_for_each_tenant_and_limit(
+    host: Host, sqlite_root: Path
+) -> None:
+    for name in ("a", "b"):
+        rows = ", ".join([f"('{name}')"] * 3)
+        build(sqlite_root / f"{name}.db", "CREATE TABLE t (x)", f"INSERT INTO t VALUES {rows}")
+    mine = await register(host, "sales", "a.db", tenant_id="tenant-a")
+    theirs = await register(host, "sales", "b.db", tenant_id="tenant-b")
+    # The core shares one checked tree between every caller that sends the same text.
+    shared = parse_read_only("SELECT x FROM sales.t", host.sql_dialect())
+    for datasource, limit, expected in [
+        (mine, 1, [["a"]]),
+        (theirs, 1, [["b"]]),
+        (mine, 5, [["a"], ["a"], ["a"]]),
+        (theirs, 5, [["b"], ["b"], ["b"]]),
+        (mine, 1, [["a"]]),
+    ]:
+        query = PreparedQuery(shared, {"sales": datasource}, limit, 5.0)
+        result = await host.execute_query(principal_for(datasource), query)
+        assert result is not None
+        assert (result.rows, result.truncated) == (expected, limit == 1)
+    assert shared.sql("sqlite") == "SELECT x FROM sales.t"
 
 
 async def test_tenant_queries_cannot_build_huge_values(host: Host) -> None:

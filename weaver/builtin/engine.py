@@ -29,6 +29,8 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -75,6 +77,8 @@ PROGRESS_STEPS = 100_000
 BUSY_TIMEOUT_SECONDS = 1.0
 # Idle query connections kept with their files attached, by exactly the set they have.
 IDLE_CONNECTIONS = 32
+# Rendered statements kept for reuse (see `_RenderedQueries`).
+RENDERED_QUERIES = 1024
 # The largest string or blob a tenant query may build (SQLite's default is 1 GB, which a
 # `randomblob()` per worker thread would turn into gigabytes of memory).
 MAX_VALUE_BYTES = 64 * 1024 * 1024
@@ -187,6 +191,40 @@ class _Pool:
         return len(self._idle)
 
 
+_RenderKey = tuple[int, tuple[tuple[str, str], ...], int]
+
+
+class _RenderedQueries:
+    """The SQLite text of recent statements.
+
+    The core hands engines one shared, checked tree per distinct SQL text, so a query a
+    dashboard repeats is rewritten and rendered once. Entries are found by the tree's
+    identity, proven by a weak reference (never by sqlglot's equality, which compares
+    hashes), together with the internal names it was rewritten to and the row limit.
+    Used from the event loop only.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[_RenderKey, tuple[weakref.ref[Any], str]] = OrderedDict()
+
+    def sql(self, query: PreparedQuery) -> str:
+        names = tuple(sorted((n, d.internal_name) for n, d in query.datasources.items()))
+        key = (id(query.statement), names, query.limit)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0]() is query.statement:
+            self._entries.move_to_end(key)
+            return entry[1]
+        # One copy of the tenant's tree, made by the rewrite; the rest works on that copy.
+        statement = to_internal_names(query.statement, query.datasources, schema_as_catalog=False)
+        limited = with_limit(statement, query.limit + 1, copy=False)
+        sql = limited.sql(dialect=DIALECT, copy=False)
+        self._entries[key] = (weakref.ref(query.statement), sql)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return sql
+
+
 @dataclass
 class _EngineState:
     executor: ThreadPoolExecutor = field(
@@ -194,6 +232,7 @@ class _EngineState:
     )
     running: set[_Run] = field(default_factory=set)
     pool: _Pool = field(default_factory=lambda: _Pool(IDLE_CONNECTIONS))
+    rendered: _RenderedQueries = field(default_factory=lambda: _RenderedQueries(RENDERED_QUERIES))
 
 
 def _state(context: WeaverContext) -> _EngineState:
@@ -502,15 +541,13 @@ async def execute_query(
         return None
     datasources = query.datasources.values()
     files = {d.internal_name: _database_file(context, d) for d in datasources}
-    # One copy of the tenant's tree, made by the rewrite; the rest works on that copy.
-    statement = to_internal_names(query.statement, query.datasources, schema_as_catalog=False)
-    sql = with_limit(statement, query.limit + 1, copy=False).sql(dialect=DIALECT, copy=False)
-    pool = _state(context).pool
+    state = _state(context)
+    sql = state.rendered.sql(query)
     return await _bounded(
         context,
         query.timeout_seconds,
         "the query",
-        lambda run: _run_query(run, pool, files, sql, query.limit),
+        lambda run: _run_query(run, state.pool, files, sql, query.limit),
         datasources,
     )
 
