@@ -1,19 +1,19 @@
 """The Redis guard against a real Redis: the guard contract, and what only Redis has —
-round trips, keys that expire by themselves, scripts the server forgot, a limit shared by
-several gateways, and a server that goes away and comes back."""
+commands per request, shared pipelines, keys that expire by themselves, scripts the
+server forgot, a limit shared by several gateways, a server that goes and comes back."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 from weaver_redis_guard.plugin import PLUGIN_NAME, RedisGuard
-from weaver_redis_guard.testing import RedisServer
+from weaver_redis_guard.testing import RedisServer, commands_sent
 
 from weaver.errors import GuardUnavailable, RateLimited
 from weaver.host import Host
@@ -54,38 +54,54 @@ async def host(tmp_path: Path, redis_url: str, key_prefix: str) -> AsyncIterator
         yield host
 
 
-@pytest.fixture
-def round_trips(host: Host, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every command the guard sends to Redis, by name, from now on."""
-    client = host.context.state[PLUGIN_NAME].redis
-    sent: list[str] = []
-    execute = client.execute_command
-
-    def counting(*args: Any, **options: Any) -> Awaitable[Any]:
-        sent.append(str(args[0]))
-        return execute(*args, **options)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(client, "execute_command", counting)
-    return sent
-
-
 async def write_cycle(host: Host, key: str) -> None:
     request = write(new_principal(), key)
     await host.guard_response(request, await claim(host, request), stored())
 
 
-async def test_a_read_costs_one_round_trip(host: Host, round_trips: list[str]) -> None:
-    await host.guard_request(guard_request(new_principal()))  # loads the script
-    round_trips.clear()
-    await host.guard_request(guard_request(new_principal()))
-    assert round_trips == ["EVALSHA"]
+def names(commands: list[str]) -> list[str]:
+    return [command.split()[0].upper() for command in commands]
 
 
-async def test_an_idempotent_write_costs_two(host: Host, round_trips: list[str]) -> None:
+async def test_a_read_costs_one_command(host: Host, redis_url: str, key_prefix: str) -> None:
+    await host.guard_request(guard_request(new_principal()))  # the server learns the script
+    read = host.guard_request(guard_request(new_principal()))
+    assert names(await commands_sent(redis_url, read, key_prefix)) == ["EVALSHA"]
+
+
+async def test_an_idempotent_write_costs_two(host: Host, redis_url: str, key_prefix: str) -> None:
     await write_cycle(host, "warm-up")
-    round_trips.clear()
-    await write_cycle(host, "key-1")
-    assert round_trips == ["EVALSHA", "EVALSHA"]
+    written = write_cycle(host, "key-1")
+    assert names(await commands_sent(redis_url, written, key_prefix)) == ["EVALSHA", "EVALSHA"]
+
+
+async def test_concurrent_reads_cost_one_command_each(
+    host: Host, redis_url: str, key_prefix: str
+) -> None:
+    await host.guard_request(guard_request(new_principal()))
+
+    async def reads() -> None:
+        callers = [new_principal() for _ in range(20)]
+        await asyncio.gather(*(host.guard_request(guard_request(c)) for c in callers))
+
+    assert names(await commands_sent(redis_url, reads(), key_prefix)) == ["EVALSHA"] * 20
+
+
+async def test_concurrent_calls_share_pipelines(
+    host: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scripts = host.context.state[PLUGIN_NAME].scripts
+    pipelines: list[int] = []
+    send = scripts._pipeline
+
+    async def counting(batch: list[Any]) -> list[Any]:
+        pipelines.append(len(batch))
+        return await send(batch)
+
+    monkeypatch.setattr(scripts, "_pipeline", counting)
+    await asyncio.gather(*(host.guard_request(guard_request(new_principal())) for _ in range(20)))
+    assert sum(pipelines) == 20
+    assert len(pipelines) < 20
 
 
 async def test_every_key_expires_by_itself(host: Host, redis_url: str, key_prefix: str) -> None:
@@ -107,9 +123,11 @@ async def test_scripts_the_server_forgot_are_loaded_again(host: Host, redis_url:
     client = Redis.from_url(redis_url)
     try:
         await client.script_flush()
+        await write_cycle(host, "after")
+        await client.script_flush()
+        await asyncio.gather(*(write_cycle(host, f"concurrent-{n}") for n in range(10)))
     finally:
         await client.aclose()
-    await write_cycle(host, "after")
 
 
 async def test_gateways_sharing_redis_share_one_limit(

@@ -5,10 +5,11 @@ number, user, password and a ``rediss://`` scheme for TLS all honoured).
 
 Each guarded request is one atomic Lua script (``admit.lua``): the GCRA rate limit of
 `weaver.ratelimit` on Redis's own clock, plus, for a write with an Idempotency-Key, the
-look-up or claim of the key. So a read costs one round trip and an idempotent write two
+look-up or claim of the key. So a read costs one command and an idempotent write two
 (the second, ``settle.lua``, stores the answer or releases the key — only for the claim's
-holder). Every key expires by itself. Keys carry the caller in a hash tag, so one
-caller's keys share a Redis Cluster slot and a script may touch them together.
+holder); concurrent requests send theirs together (`weaver_redis_guard.batching`).
+Every key expires by itself. Keys carry the caller in a hash tag, so one caller's keys
+share a Redis Cluster slot and a script may touch them together.
 
 Redis being slow or gone must not stall requests: every call runs under short socket
 timeouts with no client-side retries, inside an overall deadline, and any failure is
@@ -53,6 +54,7 @@ from weaver.types import (
     IdempotencyClaim,
     StoredResponse,
 )
+from weaver_redis_guard.batching import ScriptPipeline
 
 PLUGIN_NAME = "redis_guard"
 KEY_PREFIX = "weaver:guard:"
@@ -93,9 +95,9 @@ class RedisGuard:
         self.gcra = Gcra.from_policy(self.policy)
         self.ttl_ms = settings.idempotency_ttl_seconds * 1000
         self.redis = redis_client(settings.redis_url)
-        # EVALSHA, with the script loaded again by redis-py when the server forgot it.
         self.admit_script = self.redis.register_script(_script("admit.lua"))
         self.settle_script = self.redis.register_script(_script("settle.lua"))
+        self.scripts = ScriptPipeline(self.redis, CALL_TIMEOUT_SECONDS)
 
     @asynccontextmanager
     async def _reaching_redis(self) -> AsyncIterator[None]:
@@ -118,7 +120,7 @@ class RedisGuard:
             keys.append(idempotency_key(caller, claim.key))
             args += [request.fingerprint, claim.token, IN_FLIGHT_LEASE_SECONDS * 1000]
         async with self._reaching_redis():
-            reply: Sequence[Any] = await self.admit_script(keys=keys, args=args)
+            reply: Sequence[Any] = await self.scripts.run(self.admit_script, keys, args)
 
         allowed, remaining, reset_us, retry_after_us, tat_us, outcome, *stored = reply
         verdict = Verdict(bool(allowed), remaining, reset_us, retry_after_us, tat_us)
@@ -147,7 +149,7 @@ class RedisGuard:
             headers = json.dumps(response.headers)
             args = [claim.token, "store", self.ttl_ms, response.status, response.body, headers]
         async with self._reaching_redis():
-            await self.settle_script(keys=keys, args=args)
+            await self.scripts.run(self.settle_script, keys, args)
 
     async def health(self) -> HealthCheck:
         started = time.perf_counter()

@@ -1,13 +1,18 @@
-"""Test helpers: a throw-away ``redis-server`` for tests that stop and restart their Redis
-(the live suites here, and the guard benchmark)."""
+"""Test helpers for the live suites here and the guard benchmark: a throw-away
+``redis-server`` to stop and restart, and the commands a piece of work sent to Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
 import time
+import uuid
+from collections.abc import Awaitable
 from pathlib import Path
+
+from redis.asyncio import Redis
 
 
 def free_port() -> int:
@@ -65,3 +70,30 @@ class RedisServer:
             self.process.kill()
             self.process.wait()
             self.process = None
+
+
+async def commands_sent(redis_url: str, work: Awaitable[object], mentioning: str = "") -> list[str]:
+    """The commands clients sent to Redis while ``work`` ran, as MONITOR saw them.
+
+    Commands that scripts run inside the server are left out (MONITOR shows them too);
+    with ``mentioning``, so are commands whose text does not contain it — the way to
+    pick one test's commands out of a server others use at the same time.
+    """
+    marker = f"commands-sent-done-{uuid.uuid4().hex}"
+    client = Redis.from_url(redis_url)
+    try:
+        async with client.monitor() as monitor:
+
+            async def collect() -> list[str]:
+                sent: list[str] = []
+                while marker not in (command := await monitor.next_command())["command"]:
+                    if command["client_type"] != "lua" and mentioning in command["command"]:
+                        sent.append(command["command"])
+                return sent
+
+            collecting = asyncio.create_task(collect())
+            await work
+            await client.echo(marker)
+            return await collecting
+    finally:
+        await client.aclose()
