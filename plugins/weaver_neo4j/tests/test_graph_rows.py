@@ -5,6 +5,8 @@ Pure functions, no server: the live suite proves the Cypher itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from weaver_neo4j.graph import (
     GraphChanged,
@@ -69,6 +71,14 @@ def test_a_table_wider_than_a_batch_is_a_batch_of_its_own() -> None:
     assert list(table_batches(SchemaGraph(["s"], []), SCHEMA_IDS)) == []
 
 
+def test_a_column_listed_twice_starts_one_edge() -> None:
+    graph = shop_graph()
+    orders = graph.tables[1]
+    orders.columns.append(orders.columns[1])
+    ids = {("public", "Customers", "id"): "id-1", ("sales", "orders", "customer_id"): "id-3"}
+    assert reference_rows(graph, ids) == ([{"source": "id-3", "target": "id-1"}], 0)
+
+
 def test_references_join_created_columns_and_count_the_dangling() -> None:
     graph = shop_graph()
     graph.tables[0].columns[1].references = ColumnRef("crm", "accounts", "id")
@@ -86,12 +96,13 @@ def read_rows(graph: SchemaGraph, sync_id: str = "s1") -> list[Row]:
     """What READ_GRAPH answers for ``graph``: one row per table and per empty schema,
     tables and columns in reverse order (the query promises none)."""
     positions = {name: n for n, name in enumerate(graph.schemas)}
+    counts = [len(graph.schemas), len(graph.tables), graph.column_count, graph.foreign_key_count]
 
     def schema(name: str) -> Row:
         return {"name": name, "position": positions[name], "sync_id": sync_id}
 
     rows: list[Row] = [
-        {"sync_id": sync_id, "schema": schema(name), "table": None, "columns": []}
+        {"sync_id": sync_id, "counts": counts, "schema": schema(name), "table": None, "columns": []}
         for name in graph.schemas
         if name not in {table.schema for table in graph.tables}
     ]
@@ -119,6 +130,7 @@ def read_rows(graph: SchemaGraph, sync_id: str = "s1") -> list[Row]:
         rows.append(
             {
                 "sync_id": sync_id,
+                "counts": counts,
                 "schema": schema(table.schema),
                 "table": table_node,
                 "columns": columns,
@@ -139,7 +151,9 @@ def test_no_rows_means_never_synced() -> None:
 
 
 def test_a_datasource_synced_empty_is_an_empty_graph() -> None:
-    only_node = [{"sync_id": "s1", "schema": None, "table": None, "columns": []}]
+    only_node = [
+        {"sync_id": "s1", "counts": [0, 0, 0, 0], "schema": None, "table": None, "columns": []}
+    ]
     assert assemble(only_node) == SchemaGraph([], [])
 
 
@@ -161,5 +175,40 @@ def test_a_column_of_another_sync_is_refused() -> None:
 def test_a_datasource_stamped_by_another_sync_is_refused() -> None:
     rows = read_rows(shop_graph())
     rows[-1]["sync_id"] = "s2"
+    with pytest.raises(GraphChanged):
+        assemble(rows)
+
+
+def graph_with_empty_parts() -> SchemaGraph:
+    graph = shop_graph()
+    graph.schemas.append("empty")
+    graph.tables.append(Table("sales", "no_columns", []))
+    return graph
+
+
+def drop_table(rows: list[Row]) -> None:
+    del rows[-1]
+
+
+def drop_empty_schema(rows: list[Row]) -> None:
+    del rows[0]
+
+
+def drop_column(rows: list[Row]) -> None:
+    del rows[-1]["columns"][0]
+
+
+def drop_reference(rows: list[Row]) -> None:
+    for row in rows:
+        for column in row["columns"]:
+            column[6] = None
+
+
+@pytest.mark.parametrize("damage", [drop_table, drop_empty_schema, drop_column, drop_reference])
+def test_a_read_missing_part_of_its_sync_is_refused(damage: Callable[[list[Row]], None]) -> None:
+    """What a read sees when a commit removes nodes it has not reached yet."""
+    rows = read_rows(graph_with_empty_parts())
+    assert assemble(rows) == graph_with_empty_parts()
+    damage(rows)
     with pytest.raises(GraphChanged):
         assemble(rows)

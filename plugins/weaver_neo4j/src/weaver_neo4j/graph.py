@@ -2,7 +2,7 @@
 
 Model::
 
-    (:DataSource {tenant_id, name, sync_id, synced_at})
+    (:DataSource {tenant_id, name, sync_id, synced_at, counts})
       -[:HAS_SCHEMA]->(:Schema {tenant_id, datasource, name, position, sync_id})
       -[:HAS_TABLE]->(:Table {tenant_id, datasource, schema, name, position, row_count, sync_id})
       -[:HAS_COLUMN]->(:Column {tenant_id, datasource, schema, table, name, data_type,
@@ -13,10 +13,13 @@ Every node carries ``tenant_id`` and every query starts from the tenant's DataSo
 node (found through the ``(tenant_id, name)`` constraint), so nothing of another tenant
 is ever reached. ``position`` keeps the order the introspection gave schemas and tables.
 
-Neo4j isolates transactions only as far as *read committed*: one query may see another
-transaction's commit land halfway through its reading. So each replacement stamps every
-node it writes, and its DataSource, with a fresh ``sync_id``, and a reader that finds two
-different stamps reads again (`GraphChanged`).
+Neo4j isolates transactions only as far as *read committed*: a query that is walking
+the graph when another transaction's commit lands may see part of it — new nodes, or
+old ones already gone (seen here: a load missing tables while syncs ran). So each
+replacement stamps every node it writes, and its DataSource, with a fresh ``sync_id``,
+and records on the DataSource how many schemas, tables, columns and foreign keys it
+wrote (``counts``). A read whose stamps differ or whose counts fall short saw two syncs
+and is made again (`GraphChanged`).
 """
 
 from __future__ import annotations
@@ -36,12 +39,24 @@ T = TypeVar("T")
 Row = dict[str, Any]
 ColumnKey = tuple[str, str, str]
 
+# Writing the DataSource node first takes its write lock for the whole transaction, so
+# syncs and deletions of one datasource run one after the other instead of interleaving.
 LOCK_DATASOURCE = """
 MERGE (ds:DataSource {tenant_id: $tenant_id, name: $datasource})
 SET ds.sync_id = $sync_id, ds.synced_at = datetime()
 """
-# Writing the DataSource node first takes its write lock for the whole transaction, so
-# two syncs of one datasource run one after the other instead of interleaving.
+
+# What the lock statement wrote, unless a deletion that held the lock first removed the
+# node in between: MERGE had found it before waiting.
+CURRENT_SYNC = """
+MATCH (ds:DataSource {tenant_id: $tenant_id, name: $datasource})
+RETURN ds.sync_id AS sync_id
+"""
+
+RECORD_COUNTS = """
+MATCH (ds:DataSource {tenant_id: $tenant_id, name: $datasource})
+SET ds.counts = $counts
+"""
 
 DELETE_CHILDREN = """
 MATCH (:DataSource {tenant_id: $tenant_id, name: $datasource})-[:HAS_SCHEMA]->(s:Schema)
@@ -100,7 +115,7 @@ READ_GRAPH = """
 MATCH (ds:DataSource {tenant_id: $tenant_id, name: $datasource})
 OPTIONAL MATCH (ds)-[:HAS_SCHEMA]->(s:Schema)
 OPTIONAL MATCH (s)-[:HAS_TABLE]->(t:Table)
-RETURN ds.sync_id AS sync_id,
+RETURN ds.sync_id AS sync_id, ds.counts AS counts,
        s {.name, .position, .sync_id} AS schema,
        t {.name, .position, .row_count, .sync_id} AS table,
        [(t)-[:HAS_COLUMN]->(c:Column) |
@@ -137,7 +152,9 @@ LIMIT $limit
 
 
 class GraphChanged(Exception):
-    """A read saw parts of two syncs; reading again sees one."""
+    """Another transaction changed the datasource's graph while this one ran (a read saw
+    parts of two syncs, or a sync found its DataSource deleted once it held the lock);
+    running the transaction again sees one state."""
 
 
 def batches(items: Sequence[T], size: int = BATCH_ROWS) -> Iterator[Sequence[T]]:
@@ -188,9 +205,10 @@ def table_batches(
 
 
 def reference_rows(graph: SchemaGraph, ids: dict[ColumnKey, str]) -> tuple[list[Row], int]:
-    """Edges between created columns by element id, and how many foreign keys name a
-    column that is not in the graph (those have no node to point at)."""
-    rows: list[Row] = []
+    """Edges between created columns by element id, at most one from each column node,
+    and how many foreign keys name a column that is not in the graph (those have no node
+    to point at)."""
+    edges: dict[str, str] = {}
     dangling = 0
     for table in graph.tables:
         for column in table.columns:
@@ -202,8 +220,8 @@ def reference_rows(graph: SchemaGraph, ids: dict[ColumnKey, str]) -> tuple[list[
             if source is None or target is None:
                 dangling += 1
             else:
-                rows.append({"source": source, "target": target})
-    return rows, dangling
+                edges.setdefault(source, target)
+    return [{"source": source, "target": target} for source, target in edges.items()], dangling
 
 
 async def replace_graph(
@@ -213,6 +231,9 @@ async def replace_graph(
     dangling foreign keys that were left out."""
     stamped = {**scope, "sync_id": sync_id}
     await (await tx.run(LOCK_DATASOURCE, stamped)).consume()
+    current = await (await tx.run(CURRENT_SYNC, scope)).single()
+    if current is None or current["sync_id"] != sync_id:
+        raise GraphChanged
     await (await tx.run(DELETE_CHILDREN, scope)).consume()
     result = await tx.run(CREATE_SCHEMAS, stamped, rows=schema_rows(graph))
     schema_ids = {record["name"]: record["id"] async for record in result}
@@ -227,10 +248,15 @@ async def replace_graph(
     references, dangling = reference_rows(graph, ids)
     for edges in batches(references):
         await (await tx.run(CREATE_REFERENCES, scope, rows=list(edges))).consume()
+    counts = [len(schema_ids), len(graph.tables), graph.column_count, len(references)]
+    await (await tx.run(RECORD_COUNTS, scope, counts=counts)).consume()
     return dangling
 
 
 async def delete_graph(tx: AsyncManagedTransaction, scope: Row) -> None:
+    # Locked like a sync (the node is made if missing, and goes below), so a sync under
+    # way finishes first and none of the children it writes are left without a parent.
+    await (await tx.run(LOCK_DATASOURCE, scope, sync_id=None)).consume()
     await (await tx.run(DELETE_CHILDREN, scope)).consume()
     await (await tx.run(DELETE_DATASOURCE, scope)).consume()
 
@@ -242,13 +268,15 @@ async def read_graph(tx: AsyncManagedTransaction, scope: Row) -> SchemaGraph | N
 
 def assemble(rows: list[Row]) -> SchemaGraph | None:
     """Fold `READ_GRAPH` rows into a graph; ``None`` when there are none (no DataSource
-    node: never synced). Raises `GraphChanged` for rows of more than one sync."""
+    node: never synced). Raises `GraphChanged` unless the rows are exactly one sync."""
     if not rows:
         return None
-    sync_id = rows[0]["sync_id"]
+    sync_id, counts = rows[0]["sync_id"], rows[0]["counts"]
     schemas: dict[str, int] = {}
     tables: list[tuple[int, Table]] = []
     for row in rows:
+        if row["counts"] != counts:
+            raise GraphChanged
         schema, table = row["schema"], row["table"]
         stamps = {row["sync_id"], *(node["sync_id"] for node in (schema, table) if node)}
         stamps.update(column[5] for column in row["columns"])
@@ -275,11 +303,13 @@ def assemble(rows: list[Row]) -> SchemaGraph | None:
         tables.append(
             (table["position"], Table(schema["name"], table["name"], columns, table["row_count"]))
         )
-    tables.sort(key=lambda positioned: positioned[0])
-    return SchemaGraph(
+    graph = SchemaGraph(
         schemas=sorted(schemas, key=schemas.__getitem__),
-        tables=[table for _, table in tables],
+        tables=[table for _, table in sorted(tables, key=lambda positioned: positioned[0])],
     )
+    if counts != [len(schemas), len(tables), graph.column_count, graph.foreign_key_count]:
+        raise GraphChanged
+    return graph
 
 
 async def search_graph(

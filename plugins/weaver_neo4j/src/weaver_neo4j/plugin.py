@@ -19,8 +19,9 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Literal, TypeVar
 
 from neo4j import AsyncDriver, AsyncGraphDatabase
 from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired, TransientError
@@ -50,9 +51,12 @@ CONNECT_TIMEOUT_SECONDS = 2.0
 # Managed transactions retry transient failures (a deadlock, a lost connection) until
 # this much time has passed; the driver's default of 30 s would hold a request that long.
 RETRY_SECONDS = 2.0
-# Reads of a graph that a sync replaced mid-read before giving up; a second nearly
-# always sees one whole graph.
-READ_ATTEMPTS = 3
+# Runs of a transaction before giving up when every one ran into another's change; a
+# collision is rare (a few in a thousand loads while syncs run back to back).
+ATTEMPTS = 3
+
+T = TypeVar("T")
+Access = Literal["read", "write"]
 
 
 def neo4j_driver(settings: Settings) -> AsyncDriver:
@@ -99,44 +103,43 @@ class Neo4jCatalog:
                     self.schema_ready = True
         return self.driver
 
-    async def store(self, datasource: Datasource, graph: SchemaGraph) -> None:
+    async def run(self, access: Access, work: Callable[..., Awaitable[T]], *args: object) -> T:
+        """``work(tx, *args)`` in a managed transaction, made again when it ran into
+        another transaction's change (`GraphChanged`)."""
         driver = await self.ready()
-        async with reaching_neo4j(), driver.session() as session:
-            dangling = await session.execute_write(
-                replace_graph, _scope(datasource), graph, uuid.uuid4().hex
-            )
+        for _attempt in range(ATTEMPTS):
+            try:
+                async with reaching_neo4j(), driver.session() as session:
+                    if access == "write":
+                        return await session.execute_write(work, *args)
+                    return await session.execute_read(work, *args)
+            except GraphChanged:
+                continue
+        raise Unavailable("the schema graph kept changing while it was used; try again")
+
+    async def store(self, datasource: Datasource, graph: SchemaGraph) -> None:
+        sync_id = uuid.uuid4().hex
+        dangling = await self.run("write", replace_graph, _scope(datasource), graph, sync_id)
         if dangling:
             log.warning(
-                "%d foreign keys of a synced datasource name columns outside its graph;"
-                " they are not stored",
+                "%d foreign keys of datasource %r (tenant %r) name columns outside its"
+                " graph; they are not stored",
                 dangling,
+                datasource.name,
+                datasource.tenant_id,
             )
 
     async def load(self, datasource: Datasource) -> SchemaGraph | None:
-        driver = await self.ready()
-        for _attempt in range(READ_ATTEMPTS):
-            try:
-                async with reaching_neo4j(), driver.session() as session:
-                    return await session.execute_read(read_graph, _scope(datasource))
-            except GraphChanged:
-                # A sync committed while this read ran; the next read starts after it.
-                continue
-        raise Unavailable("the schema graph kept changing while it was read; try again")
+        return await self.run("read", read_graph, _scope(datasource))
 
     async def search(
         self, tenant_id: str, text: str, kind: SearchKind, page: Page
     ) -> list[SearchHit]:
         cursor = search_cursor(kind, page.after)
-        driver = await self.ready()
-        async with reaching_neo4j(), driver.session() as session:
-            return await session.execute_read(
-                search_graph, tenant_id, text, kind, cursor, page.limit
-            )
+        return await self.run("read", search_graph, tenant_id, text, kind, cursor, page.limit)
 
     async def delete(self, datasource: Datasource) -> None:
-        driver = await self.ready()
-        async with reaching_neo4j(), driver.session() as session:
-            await session.execute_write(delete_graph, _scope(datasource))
+        await self.run("write", delete_graph, _scope(datasource))
 
     async def health(self) -> HealthCheck:
         started = time.perf_counter()
