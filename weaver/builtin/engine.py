@@ -36,7 +36,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -101,34 +100,34 @@ class _PathRefused(ValueError):
     pass
 
 
-def _inside_root(root: Path, path: object) -> Path:
-    """The file ``path`` names under ``root``, every symlink resolved."""
+def _inside_root(root: str, path: object) -> str:
+    """The file ``path`` names under the (resolved) ``root``, every symlink resolved."""
     if not isinstance(path, str) or not path.strip():
         raise _PathRefused("must be a non-empty string")
     if "\x00" in path:
         raise _PathRefused("must not contain NUL characters")
     if os.path.isabs(path):
         raise _PathRefused("must be relative to WEAVER_SQLITE_ROOT")
-    resolved = (root / path).resolve()
-    if resolved == root or not resolved.is_relative_to(root):
+    resolved = os.path.realpath(os.path.join(root, path))
+    if not resolved.startswith(root + os.sep):
         raise _PathRefused("must stay inside WEAVER_SQLITE_ROOT")
     return resolved
 
 
-def _read_only_uri(file: Path) -> str:
-    return f"file:{quote(str(file))}?mode=ro"
+def _read_only_uri(file: str) -> str:
+    return f"file:{quote(file)}?mode=ro"
 
 
 def _database_file(
     context: WeaverContext, datasource: Datasource, connection: Mapping[str, object] | None = None
-) -> Path:
+) -> str:
     """The datasource's file (named by ``connection``, or by the stored one), checked
     again now: the tree may have changed since the connection was validated."""
     if datasource.engine != ENGINE:
         raise EngineFailed(f"datasource {datasource.name!r} is not a SQLite datasource")
     path = (datasource.connection if connection is None else connection).get("path")
     try:
-        return _inside_root(context.settings.sqlite_root_path, path)
+        return _inside_root(_state(context).root, path)
     except _PathRefused as error:
         raise EngineFailed(f"datasource {datasource.name!r}: path {error}") from None
 
@@ -227,6 +226,7 @@ class _RenderedQueries:
 
 @dataclass
 class _EngineState:
+    root: str  # WEAVER_SQLITE_ROOT, resolved
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix=PLUGIN)
     )
@@ -236,11 +236,11 @@ class _EngineState:
 
 
 def _state(context: WeaverContext) -> _EngineState:
-    # Created on first use: a gateway whose queries go to another engine never starts
-    # these threads.
+    # Created on first use; threads start with the first piece of work, so a gateway
+    # whose queries go to another engine never starts them.
     state = context.state.get(PLUGIN)
     if state is None:
-        state = context.state[PLUGIN] = _EngineState()
+        state = context.state[PLUGIN] = _EngineState(str(context.settings.sqlite_root_path))
     assert isinstance(state, _EngineState)
     return state
 
@@ -363,7 +363,7 @@ def validate_connection(
         errors.append({"loc": ["connection", "path"], "msg": "required"})
     else:
         try:
-            _inside_root(context.settings.sqlite_root_path, connection["path"])
+            _inside_root(_state(context).root, connection["path"])
         except _PathRefused as error:
             errors.append({"loc": ["connection", "path"], "msg": str(error)})
     if errors:
@@ -371,8 +371,8 @@ def validate_connection(
     return ConnectionSpec(public={"path": connection["path"]}, secret={}, targets=())
 
 
-def _check_database(run: _Run, file: Path, shown: str) -> None:
-    if not file.is_file():
+def _check_database(run: _Run, file: str, shown: str) -> None:
+    if not os.path.isfile(file):
         raise EngineFailed(f"{shown!r} does not exist under WEAVER_SQLITE_ROOT")
     try:
         with run.connect(_read_only_uri(file)) as connection:
@@ -400,21 +400,16 @@ async def register_datasource(
 @hookimpl(trylast=True)
 def unregister_datasource(context: WeaverContext, datasource: Datasource) -> None:
     # Nothing was created; only idle connections may still have the file open.
-    if PLUGIN in context.state:
-        _state(context).pool.discard(datasource.internal_name)
+    _state(context).pool.discard(datasource.internal_name)
 
 
 @hookimpl(trylast=True)
 def check_health(context: WeaverContext) -> HealthCheck:
-    root = context.settings.sqlite_root_path
-    state = context.state.get(PLUGIN)
-    extra = {
-        "running_queries": len(state.running) if state else 0,
-        "idle_connections": len(state.pool) if state else 0,
-    }
-    if not root.exists():
+    state = _state(context)
+    extra = {"running_queries": len(state.running), "idle_connections": len(state.pool)}
+    if not os.path.exists(state.root):
         return HealthCheck("up", "WEAVER_SQLITE_ROOT does not exist yet", extra=extra)
-    if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
+    if not os.path.isdir(state.root) or not os.access(state.root, os.R_OK | os.X_OK):
         return HealthCheck("down", "WEAVER_SQLITE_ROOT is not a readable directory", extra=extra)
     return HealthCheck("up", extra=extra)
 
@@ -468,14 +463,14 @@ def _column_types(width: int, rows: list[tuple[Any, ...]]) -> list[str]:
     return types
 
 
-def _attachment_key(files: Mapping[str, Path]) -> _AttachmentKey:
+def _attachment_key(files: Mapping[str, str]) -> _AttachmentKey:
     entries = []
     for alias, file in files.items():
         try:
-            status = file.stat()
+            status = os.stat(file)
         except OSError:
             raise EngineFailed(f"the file of datasource {alias!r} cannot be opened") from None
-        entries.append((alias, str(file), status.st_dev, status.st_ino))
+        entries.append((alias, file, status.st_dev, status.st_ino))
     return tuple(sorted(entries))
 
 
@@ -488,9 +483,7 @@ def _attach(key: _AttachmentKey) -> _QueryConnection:
             raise InvalidQuery(f"at most {most} datasources may be used in one query")
         for alias, file, _, _ in key:
             try:
-                connection.execute(
-                    f"ATTACH DATABASE ? AS {_quote(alias)}", (_read_only_uri(Path(file)),)
-                )
+                connection.execute(f"ATTACH DATABASE ? AS {_quote(alias)}", (_read_only_uri(file),))
             except sqlite3.Error:
                 raise EngineFailed(f"the file of datasource {alias!r} cannot be opened") from None
         connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
@@ -504,7 +497,7 @@ def _attach(key: _AttachmentKey) -> _QueryConnection:
 
 
 def _run_query(
-    run: _Run, pool: _Pool, files: Mapping[str, Path], sql: str, limit: int
+    run: _Run, pool: _Pool, files: Mapping[str, str], sql: str, limit: int
 ) -> QueryResult:
     key = _attachment_key(files)
     attached = pool.take(key) or _attach(key)
@@ -589,7 +582,7 @@ def _table_info(connection: sqlite3.Connection, table: str) -> _TableInfo:
     return _TableInfo(table, columns, primary_key)
 
 
-def _introspect(run: _Run, file: Path) -> SchemaGraph:
+def _introspect(run: _Run, file: str) -> SchemaGraph:
     with run.connect(_read_only_uri(file)) as connection:
         names = [row[0] for row in connection.execute(_TABLES_SQL)]
         tables = {name.lower(): _table_info(connection, name) for name in names}
