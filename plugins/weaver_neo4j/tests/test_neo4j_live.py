@@ -1,7 +1,7 @@
 """The Neo4j plugin against a real Neo4j: the store contract (registry, snapshots and the
 rest stay with the embedded store), and what only the graph has — edges, a few thousand
-columns, replacement while others read, the schema it creates, credentials refused, and
-a server that comes up after the gateway."""
+columns, replacement while others read or delete, the schema it creates, credentials
+refused, and a server that comes up after the gateway."""
 
 from __future__ import annotations
 
