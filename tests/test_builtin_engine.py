@@ -322,6 +322,17 @@ async def test_unregistering_closes_idle_connections(host: Host, sqlite_root: Pa
     assert (await host.check_health())["embedded_engine"].extra["idle_connections"] == 1
 
 
+async def test_a_replaced_connection_reads_the_new_file(host: Host, sqlite_root: Path) -> None:
+    build(sqlite_root / "old.db", "CREATE TABLE t (x)", "INSERT INTO t VALUES ('old')")
+    build(sqlite_root / "new.db", "CREATE TABLE t (x)", "INSERT INTO t VALUES ('new')")
+    datasource = await register(host, "sales", "old.db")
+    assert (await run_query(host, datasource, "SELECT x FROM {ds}.t")).rows == [["old"]]
+    datasource.connection = {"path": "new.db"}
+    await host.register_datasource(datasource, {"path": "new.db"}, replace=True)
+    assert (await host.check_health())["embedded_engine"].extra["idle_connections"] == 0
+    assert (await run_query(host, datasource, "SELECT x FROM {ds}.t")).rows == [["new"]]
+
+
 async def test_a_refused_statement_does_not_spoil_the_next_query(
     host: Host, sqlite_root: Path
 ) -> None:

@@ -5,11 +5,14 @@ relative to the root and never leaving it (symlinks are resolved before the chec
 again at every open, so a link swapped in later cannot escape). Nothing is created in
 the engine when a datasource is registered: the file must already be a database.
 
-A query opens a fresh in-memory connection, ATTACHes the files it names read-only under
-their internal names, and runs on one of the engine's own threads, so the event loop
-never waits and the default executor (which aiohttp uses for DNS) is never starved.
-Behind the checks of `weaver.sql`, every connection is read-only three times over: the
-``mode=ro`` URI, ``PRAGMA query_only`` and an authorizer that allows only reading.
+A query runs on an in-memory connection that has the files it names ATTACHed read-only
+under their internal names, on one of the engine's own threads, so the event loop never
+waits and the default executor (which aiohttp uses for DNS) is never starved. Behind the
+checks of `weaver.sql`, every connection is read-only three times over: the ``mode=ro``
+URI, ``PRAGMA query_only`` and an authorizer that allows only reading. Opening and
+attaching cost far more than a small query, so idle connections are kept and reused for
+a query that attaches exactly the same files under the same names (never across
+tenants); and the SQL the core hands over is rewritten and rendered once per text.
 
 Choices worth knowing:
 
@@ -395,6 +398,9 @@ async def register_datasource(
         lambda run: _check_database(run, file, str(connection["path"])),
         [datasource],
     )
+    if replace:
+        # Idle connections still have the previous file attached.
+        _state(context).pool.discard(datasource.internal_name)
 
 
 @hookimpl(trylast=True)
