@@ -16,6 +16,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from weaver import errors
 from weaver.auth import TokenVerifier
 from weaver.keys import HOST, METRICS, PRINCIPAL, REQUEST_ID, SETTINGS
+from weaver.ratelimit import IDEMPOTENT_METHODS
 from weaver.responses import problem_response
 from weaver.types import GuardDecision, GuardRequest, Principal, StoredResponse
 
@@ -24,7 +25,6 @@ tracer = trace.get_tracer("weaver.http")
 
 _SANE_TOKEN = re.compile(r"^[!-~]{1,128}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")
-_IDEMPOTENT_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Response headers worth replaying with a stored idempotent response.
 _REPLAYED_HEADERS = ("Content-Type", "Location")
 _EXPOSED_HEADERS = (
@@ -162,7 +162,7 @@ def make_api_guard(verifier: TokenVerifier) -> Middleware:
             )
 
         key = None
-        if request.method in _IDEMPOTENT_METHODS and "Idempotency-Key" in request.headers:
+        if request.method in IDEMPOTENT_METHODS and "Idempotency-Key" in request.headers:
             key = request.headers["Idempotency-Key"]
             if not _IDEMPOTENCY_KEY.match(key):
                 raise errors.BadRequest("Idempotency-Key must be 1-255 visible ASCII characters")

@@ -9,11 +9,14 @@ plugin under test is enabled::
     class TestMyGuard(GuardContract):
         @pytest.fixture
         async def host(self, tmp_path):
-            settings = make_settings(tmp_path, WEAVER_MYGUARD_MODE="true")
-            async with running_host(settings) as host:
+            settings = make_settings(tmp_path, WEAVER_RATE_LIMIT="5/60s")
+            async with running_host(settings, {"WEAVER_MYGUARD_MODE": "true"}) as host:
                 yield host
 
-The embedded defaults run the same classes in ``tests/test_conformance.py``.
+``make_settings`` takes the gateway's own settings by their environment names; a
+third-party plugin's flag goes to ``running_host`` as its environment. The embedded
+defaults run the same classes in ``tests/test_builtin_*.py``, the first-party plugins in
+their live suites.
 """
 
 from __future__ import annotations
