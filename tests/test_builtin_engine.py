@@ -439,6 +439,9 @@ CATALOG = (
     "CREATE TABLE reprints (isbn TEXT, number INTEGER, "
     "FOREIGN KEY (isbn, number) REFERENCES editions)",
     "CREATE VIEW cheap AS SELECT isbn, title FROM books WHERE price < 10",
+    "CREATE TABLE dropped (x)",
+    "CREATE VIEW broken AS SELECT x FROM dropped",
+    "DROP TABLE dropped",
     "INSERT INTO authors (name) VALUES ('Le Guin'), ('Lem')",
     "INSERT INTO books VALUES ('a', 1, 'Earthsea', 8.5, x'01', 'x'), "
     "('b', 2, 'Solaris', 12, NULL, x'02'), ('c', NULL, 'Anonymous', NULL, NULL, NULL)",

@@ -554,7 +554,7 @@ async def execute_query(
 # --- hooks: introspection and statistics ------------------------------------------------
 
 _TABLES_SQL = (
-    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+    "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view') "
     "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
 )
 _COLUMNS_SQL = 'SELECT cid, name, type, "notnull", pk FROM pragma_table_info(?) ORDER BY cid'
@@ -590,8 +590,15 @@ def _table_info(connection: sqlite3.Connection, table: str) -> _TableInfo:
 
 def _introspect(run: _Run, file: str) -> SchemaGraph:
     with run.connect(_read_only_uri(file)) as connection:
-        names = [row[0] for row in connection.execute(_TABLES_SQL)]
-        tables = {name.lower(): _table_info(connection, name) for name in names}
+        tables: dict[str, _TableInfo] = {}
+        for name, kind in connection.execute(_TABLES_SQL).fetchall():
+            try:
+                tables[name.lower()] = _table_info(connection, name)
+            except sqlite3.OperationalError:
+                # A view over a table that was dropped cannot be described (nor read):
+                # it is left out rather than failing the whole datasource.
+                if kind != "view":
+                    raise
         for info in tables.values():
             by_name = {column.name.lower(): column for column in info.columns}
             for target, source, target_column, seq in connection.execute(
