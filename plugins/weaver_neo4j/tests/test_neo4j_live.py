@@ -236,11 +236,15 @@ async def test_schema_setup_is_idempotent_and_replaces_a_tenant_blind_constraint
     for name in ["schema_name_idx", "table_name_idx", "column_name_idx", DATASOURCE_CONSTRAINT]:
         assert indexes.count(name) == 1
 
-    # The deployment document's manual step left one unique on name alone.
+    # The deployment document's manual step left one of that name on `name` alone. That
+    # one cannot be made again on a server where two tenants own the same name, so the
+    # stand-in is on a property no node has: any other key than (tenant_id, name) must go.
     await neo4j.execute_query(f"DROP CONSTRAINT {DATASOURCE_CONSTRAINT}")
     await neo4j.execute_query(
-        f"CREATE CONSTRAINT {DATASOURCE_CONSTRAINT} FOR (ds:DataSource) REQUIRE ds.name IS UNIQUE"
+        f"CREATE CONSTRAINT {DATASOURCE_CONSTRAINT}"
+        " FOR (ds:DataSource) REQUIRE ds.legacy_name IS UNIQUE"
     )
+    assert await constraint_properties() == [["legacy_name"]]
     await ensure_schema(neo4j)
     assert await constraint_properties() == [["tenant_id", "name"]]
     assert await index_names() == indexes
