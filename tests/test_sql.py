@@ -177,6 +177,12 @@ def test_deep_nesting_is_refused_not_crashed() -> None:
             "SELECT * FROM n",
             set(),
         ),
+        ("WITH a AS (SELECT 1 AS n), b AS (SELECT n FROM a) SELECT * FROM b", set()),
+        (
+            "WITH a AS (SELECT id FROM sales.t) SELECT id FROM a UNION SELECT id FROM a",
+            {"sales"},
+        ),
+        ("SELECT * FROM sales.t WHERE id IN (WITH a AS (SELECT 1) SELECT * FROM a)", {"sales"}),
         ("SELECT sales.orders.id FROM sales.orders", {"sales"}),
         ("SELECT sales.public.orders.id FROM sales.public.orders", {"sales"}),
         ("SELECT sales.orders.* FROM sales.orders", {"sales"}),
@@ -208,8 +214,12 @@ def test_the_same_statement_is_returned_parsed() -> None:
         "SELECT * FROM orders",
         "SELECT * FROM sales.orders JOIN customers ON 1 = 1",
         "SELECT * FROM sales.orders WHERE id IN (SELECT id FROM customers)",
-        # A CTE name is visible only inside the query that defines it.
+        # A CTE name is visible only inside the query that defines it,
         "SELECT * FROM (WITH x AS (SELECT 1) SELECT * FROM x) AS a JOIN x ON 1 = 1",
+        # not inside its own body unless RECURSIVE (there, `x` is some table named x),
+        "WITH x AS (SELECT * FROM x) SELECT * FROM x",
+        # and not inside the body of an earlier CTE.
+        "WITH a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a",
     ],
 )
 def test_unqualified_tables_are_refused(sql: str) -> None:

@@ -182,13 +182,22 @@ def parse_read_only(sql: str, dialect: str | None) -> exp.Expression:
 
 
 def _cte_names_in_scope(table: exp.Table) -> Iterator[str]:
-    """CTE names visible from ``table``: those of every enclosing query's WITH."""
+    """CTE names visible from ``table``.
+
+    Inside a CTE's body only the CTEs before it are (and itself, under RECURSIVE);
+    elsewhere in a query, all of its CTEs are. Anything else unqualified would be looked
+    up by the engine in its default database, so the scope must be exact.
+    """
+    child: object = table
     node = table.parent
     while node is not None:
-        if isinstance(node, exp.Query):
-            for cte in node.ctes:
-                yield cte.alias_or_name.lower()
-        node = node.parent
+        if isinstance(node, exp.With):
+            position = next(i for i, cte in enumerate(node.expressions) if cte is child)
+            visible = node.expressions[: position + 1 if node.recursive else position]
+            yield from (cte.alias_or_name.lower() for cte in visible)
+        elif isinstance(node, exp.Query) and not isinstance(child, exp.With):
+            yield from (cte.alias_or_name.lower() for cte in node.ctes)
+        child, node = node, node.parent
 
 
 def _table_datasource(table: exp.Table) -> str | None:
