@@ -170,6 +170,34 @@ class SearchHit:
     column: str | None = None
     data_type: str | None = None
 
+    @property
+    def key(self) -> str:
+        """The paging key of ``search_metadata``: ``datasource.schema.table[.column]``."""
+        parts = [self.datasource, self.schema, self.table]
+        return ".".join([*parts, self.column] if self.column is not None else parts)
+
+
+def parse_search_key(kind: SearchKind, key: str | None) -> tuple[str, str, str, str]:
+    """A `SearchHit.key` as ``(datasource, schema, table, column)``, for stores to compare.
+
+    ``None`` gives the key before every hit (datasource names are never empty). Datasource
+    names hold no dot; a dotted schema or table name cannot be told apart, so the extra dots
+    are taken to belong to the table. A malformed key is a cursor this API never issued.
+    """
+    if key is None:
+        return ("", "", "", "")
+    parts = key.split(".", 2)
+    if len(parts) == 3:
+        datasource, schema, rest = parts
+        if kind == "table":
+            return (datasource, schema, rest, "")
+        table, dot, column = rest.rpartition(".")
+        if dot:
+            return (datasource, schema, table, column)
+    from weaver.errors import BadRequest
+
+    raise BadRequest("the cursor is not one this API issued")
+
 
 @dataclass(frozen=True, slots=True)
 class ResultColumn:

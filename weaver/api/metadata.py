@@ -23,7 +23,6 @@ from weaver.types import (
     Datasource,
     DatasourceStatistics,
     SchemaGraph,
-    SearchHit,
     Snapshot,
     SnapshotSummary,
     Table,
@@ -296,11 +295,6 @@ async def get_table(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _hit_key(hit: SearchHit) -> str:
-    parts = [hit.datasource, hit.schema, hit.table] + ([hit.column] if hit.column else [])
-    return ".".join(parts)
-
-
 @routes.route(
     "GET",
     PREFIX + "/search",
@@ -313,7 +307,7 @@ def _hit_key(hit: SearchHit) -> str:
 async def search(request: web.Request, query: SearchQuery) -> web.StreamResponse:
     host, principal = request.app[HOST], principal_of(request)
     hits = await host.search_metadata(principal.tenant_id, query.q, query.kind, query.page())
-    return json_response(page_of(hits, query, _hit_key, codec.to_jsonable))
+    return json_response(page_of(hits, query, lambda hit: hit.key, codec.to_jsonable))
 
 
 @routes.route(

@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 from weaver import codec, hookimpl
 from weaver.context import WeaverContext
-from weaver.errors import Conflict, NotFound, Unavailable, Unprocessable
+from weaver.errors import Conflict, NotFound, Unavailable
 from weaver.types import (
     Datasource,
     DatasourceStatistics,
@@ -48,6 +48,7 @@ from weaver.types import (
     SearchKind,
     Snapshot,
     SnapshotSummary,
+    parse_search_key,
 )
 
 STATE_KEY = "embedded_store"
@@ -455,30 +456,11 @@ async def load_metadata(context: WeaverContext, datasource: Datasource) -> Schem
     return codec.loads(SchemaGraph, row[0]) if row is not None else None
 
 
-def _search_cursor(kind: SearchKind, after: str | None) -> tuple[str, str, str, str]:
-    """``datasource.schema.table[.column]`` as a key of ``catalog_objects``.
-
-    Datasource names hold no dot; a dotted schema or table name cannot be told apart, so
-    the extra dots are taken to belong to the table.
-    """
-    if after is None:
-        return ("", "", "", "")  # precedes every key: datasource names are never empty
-    parts = after.split(".", 2)
-    if len(parts) == 3:
-        datasource, schema, rest = parts
-        if kind == "table":
-            return (datasource, schema, rest, "")
-        table, dot, column = rest.rpartition(".")
-        if dot:
-            return (datasource, schema, table, column)
-    raise Unprocessable(f"malformed search cursor {after!r}")
-
-
 @hookimpl(trylast=True)
 async def search_metadata(
     context: WeaverContext, tenant_id: str, text: str, kind: SearchKind, page: Page
 ) -> list[SearchHit]:
-    cursor = _search_cursor(kind, page.after)
+    cursor = parse_search_key(kind, page.after)
     rows = await _store(context).read(
         lambda db: db.execute(
             "SELECT datasource, schema_name, table_name, column_name, data_type"

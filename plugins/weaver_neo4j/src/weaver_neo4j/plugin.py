@@ -27,11 +27,18 @@ from neo4j import AsyncDriver, AsyncGraphDatabase
 from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired, TransientError
 
 from weaver import hookimpl
-from weaver.builtin.store import _search_cursor as search_cursor
 from weaver.context import WeaverContext
 from weaver.errors import Unavailable
 from weaver.settings import Settings
-from weaver.types import Datasource, HealthCheck, Page, SchemaGraph, SearchHit, SearchKind
+from weaver.types import (
+    Datasource,
+    HealthCheck,
+    Page,
+    SchemaGraph,
+    SearchHit,
+    SearchKind,
+    parse_search_key,
+)
 from weaver_neo4j.graph import (
     GraphChanged,
     Row,
@@ -135,7 +142,7 @@ class Neo4jCatalog:
     async def search(
         self, tenant_id: str, text: str, kind: SearchKind, page: Page
     ) -> list[SearchHit]:
-        cursor = search_cursor(kind, page.after)
+        cursor = parse_search_key(kind, page.after)
         return await self.run("read", search_graph, tenant_id, text, kind, cursor, page.limit)
 
     async def delete(self, datasource: Datasource) -> None:
