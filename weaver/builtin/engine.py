@@ -32,7 +32,6 @@ import os
 import sqlite3
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +40,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
+
+from sqlglot import exp
 
 from weaver import hookimpl
 from weaver.context import WeaverContext
@@ -201,27 +202,28 @@ class _RenderedQueries:
 
     The core hands engines one shared, checked tree per distinct SQL text, so a query a
     dashboard repeats is rewritten and rendered once. Entries are found by the tree's
-    identity, proven by a weak reference (never by sqlglot's equality, which compares
-    hashes), together with the internal names it was rewritten to and the row limit.
-    Used from the event loop only.
+    identity (never by sqlglot's equality, which compares hashes), together with the
+    internal names it was rewritten to and the row limit. Each entry holds its tree, so
+    the identity cannot be reused by another tree while the entry lives (compiled sqlglot
+    trees take no weak references). Used from the event loop only.
     """
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._entries: OrderedDict[_RenderKey, tuple[weakref.ref[Any], str]] = OrderedDict()
+        self._entries: OrderedDict[_RenderKey, tuple[exp.Expression, str]] = OrderedDict()
 
     def sql(self, query: PreparedQuery) -> str:
         names = tuple(sorted((n, d.internal_name) for n, d in query.datasources.items()))
         key = (id(query.statement), names, query.limit)
         entry = self._entries.get(key)
-        if entry is not None and entry[0]() is query.statement:
+        if entry is not None and entry[0] is query.statement:
             self._entries.move_to_end(key)
             return entry[1]
         # One copy of the tenant's tree, made by the rewrite; the rest works on that copy.
         statement = to_internal_names(query.statement, query.datasources, schema_as_catalog=False)
         limited = with_limit(statement, query.limit + 1, copy=False)
         sql = limited.sql(dialect=DIALECT, copy=False)
-        self._entries[key] = (weakref.ref(query.statement), sql)
+        self._entries[key] = (query.statement, sql)
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
         return sql
