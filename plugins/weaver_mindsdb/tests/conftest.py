@@ -16,7 +16,6 @@ import pytest
 from weaver_mindsdb.testing import (
     LiveEnv,
     Register,
-    external_settings,
     live_env_from_environment,
     register_datasource,
 )
@@ -38,7 +37,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def host(live_env: LiveEnv, data_dir: Path) -> AsyncIterator[Host]:
-    async with running_host(external_settings(data_dir, live_env.mindsdb_url)) as started:
+    async with running_host(live_env.settings(data_dir)) as started:
         assert started.query_engine == "mindsdb", started.plugins
         yield started
 

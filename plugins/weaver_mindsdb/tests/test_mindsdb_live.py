@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from weaver_mindsdb import statements
-from weaver_mindsdb.testing import LiveEnv, Register, external_settings, live, register_datasource
+from weaver_mindsdb.testing import LiveEnv, Register, live, register_datasource
 
 from weaver.api.datasources import internal_name
 from weaver.errors import EngineFailed, EngineTimeout, Unavailable
@@ -400,7 +400,7 @@ async def test_statistics_match_the_source(
 async def test_a_mindsdb_that_does_not_answer_is_down_and_unavailable(
     live_env: LiveEnv, tmp_path: Path, tenant: str
 ) -> None:
-    settings = external_settings(tmp_path / "down", f"http://127.0.0.1:{free_port()}")
+    settings = live_env.settings(tmp_path / "down", MINDSDB_URL=f"http://127.0.0.1:{free_port()}")
     # Start-up does not need MindsDB.
     async with running_host(settings) as host:
         assert "mindsdb" not in host.startup_errors
@@ -415,7 +415,7 @@ async def test_start_up_recreates_lost_databases_and_reports_strays(
     live_env: LiveEnv, tmp_path: Path, tenant: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     data_dir = tmp_path / "data"
-    settings = external_settings(data_dir, live_env.mindsdb_url)
+    settings = live_env.settings(data_dir)
     stray = f"w_{secrets.token_hex(6)}_stray"
     async with running_host(settings) as host:
         datasource = await register_datasource(host, tenant, "sales", live_env.connection())

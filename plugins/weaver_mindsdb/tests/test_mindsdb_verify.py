@@ -42,6 +42,16 @@ def render(tenant_sql: str, limit: int = 100) -> str:
         "SELECT id FROM sales.orders UNION SELECT customer_id FROM crm.tiers",
         "SELECT CASE WHEN total > 1 THEN 'big' END, CAST(id AS CHAR), "
         "row_number() OVER (ORDER BY id) FROM sales.orders",
+        "SELECT DISTINCT segment FROM sales.customers WHERE notes LIKE '%x%' "
+        "AND shipped_at IS NOT NULL AND id BETWEEN 1 AND 5 AND flag = TRUE",
+        "SELECT EXTRACT(YEAR FROM d) AS y, count(DISTINCT c) FROM sales.orders "
+        "GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 DESC LIMIT 10 OFFSET 20",
+        "SELECT * FROM sales.orders WHERE d > DATE_SUB(CURRENT_DATE, INTERVAL 30 DAY)",
+        "SELECT * FROM sales.orders AS o WHERE NOT EXISTS "
+        "(SELECT 1 FROM crm.tiers AS t WHERE t.customer_id = o.customer_id)",
+        "SELECT o.id FROM sales.orders AS o LEFT JOIN crm.tiers AS t ON t.id = o.id "
+        "CROSS JOIN crm.regions AS r",
+        "SELECT CAST(total AS DECIMAL(10, 2)), COALESCE(note, '-'), CONCAT(a, b) FROM sales.orders",
         "SELECT 1",
     ],
 )
@@ -83,3 +93,15 @@ def test_a_cte_name_is_a_table_only_where_it_is_defined() -> None:
     verify_rendered("WITH c AS (SELECT 1 AS x) SELECT * FROM c", INTERNAL)
     with pytest.raises(InvalidQuery):
         verify_rendered("SELECT * FROM c", INTERNAL)
+
+
+def test_remembered_answers_depend_on_the_datasources_and_refusals_are_not_remembered() -> None:
+    statement = render("SELECT * FROM sales.orders")
+    verify_rendered(statement, INTERNAL)
+    verify_rendered(statement, INTERNAL)
+    # The same text with other datasources in the query is judged again, and refused.
+    with pytest.raises(InvalidQuery):
+        verify_rendered(statement, ["w_0123456789ab_crm"])
+    for _ in range(2):
+        with pytest.raises(InvalidQuery):
+            verify_rendered("SELECT * FROM w_0123456789ab_sales (SELECT 1)", INTERNAL)

@@ -36,6 +36,7 @@ LIVE_ENV = (
     "WEAVER_E2E_DS_PASSWORD",
     "WEAVER_E2E_CRM_DATABASE",
 )
+# Optional: MINDSDB_USER and MINDSDB_PASSWORD, when MindsDB has HTTP auth on.
 
 Register = Callable[..., Awaitable[Datasource]]
 
@@ -49,6 +50,16 @@ class LiveEnv:
     user: str
     password: str
     crm_database: str
+    # Weaver's own MindsDB account, when MindsDB has HTTP auth on.
+    mindsdb_user: str = ""
+    mindsdb_password: str = ""
+
+    def settings(self, data_dir: Path, **overrides: str) -> Settings:
+        """Settings for a gateway in external mode on this MindsDB."""
+        values = {"WEAVER_EXTERNAL_MODE": "true", "MINDSDB_URL": self.mindsdb_url}
+        if self.mindsdb_user:
+            values.update(MINDSDB_USER=self.mindsdb_user, MINDSDB_PASSWORD=self.mindsdb_password)
+        return make_settings(data_dir, **{**values, **overrides})
 
     def connection(self, database: str | None = None, **overrides: Any) -> dict[str, Any]:
         """A postgres connection for MindsDB to one of the sample databases."""
@@ -71,14 +82,25 @@ class LiveEnv:
             database=database or self.database,
         )
 
+    async def mindsdb_headers(self, session: aiohttp.ClientSession) -> dict[str, str]:
+        """What a request straight to MindsDB must carry: a bearer token when auth is on."""
+        if not self.mindsdb_user:
+            return {}
+        credentials = {"username": self.mindsdb_user, "password": self.mindsdb_password}
+        async with session.post(f"{self.mindsdb_url}/api/login", json=credentials) as response:
+            assert response.status == 200, await response.text()
+            token = (await response.json(content_type=None))["token"]
+        return {"Authorization": f"Bearer {token}"}
+
     async def mindsdb_sql(self, query: str) -> dict[str, Any]:
         """A statement sent straight to MindsDB, bypassing the plugin."""
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(f"{self.mindsdb_url}/api/sql/query", json={"query": query}) as response,
-        ):
-            body: dict[str, Any] = await response.json(content_type=None)
-            return body
+        async with aiohttp.ClientSession() as session:
+            headers = await self.mindsdb_headers(session)
+            async with session.post(
+                f"{self.mindsdb_url}/api/sql/query", json={"query": query}, headers=headers
+            ) as response:
+                body: dict[str, Any] = await response.json(content_type=None)
+                return body
 
     async def mindsdb_databases(self) -> set[str]:
         body = await self.mindsdb_sql("SHOW DATABASES")
@@ -100,12 +122,8 @@ def live_env_from_environment() -> LiveEnv:
         user=env["WEAVER_E2E_DS_USER"],
         password=env["WEAVER_E2E_DS_PASSWORD"],
         crm_database=env["WEAVER_E2E_CRM_DATABASE"],
-    )
-
-
-def external_settings(data_dir: Path, mindsdb_url: str, **overrides: str) -> Settings:
-    return make_settings(
-        data_dir, WEAVER_EXTERNAL_MODE="true", MINDSDB_URL=mindsdb_url, **overrides
+        mindsdb_user=env.get("MINDSDB_USER", ""),
+        mindsdb_password=env.get("MINDSDB_PASSWORD", ""),
     )
 
 

@@ -11,6 +11,7 @@ reading only the tables of the datasources the core resolved.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
+from functools import lru_cache
 
 from mindsdb_sql_parser import parse_sql
 from mindsdb_sql_parser.ast import (
@@ -63,6 +64,11 @@ _ALLOWED_NODES = (
 )
 # MindsDB's LAST is a Constant subclass with its own meaning (the previous run of a job).
 _REFUSED_CONSTANTS = ("Last",)
+# Reading a statement with MindsDB's parser costs about a millisecond per hundred
+# characters, most of the plugin's own overhead; dashboards send the same statements
+# again and again, so accepted ones are remembered (short ones only, to bound memory).
+_CACHED_STATEMENTS = 4096
+_CACHEABLE_LENGTH = 4096
 
 
 def _children(value: object) -> Iterator[object]:
@@ -107,6 +113,21 @@ def _check_source(source: object, internal_names: Collection[str], cte_names: se
 def verify_rendered(sql: str, internal_names: Collection[str]) -> None:
     """Raise `InvalidQuery` unless MindsDB reads ``sql`` as one plain query over tables
     whose first name part is one of ``internal_names``."""
+    allowed = frozenset(name.lower() for name in internal_names)
+    if len(sql) <= _CACHEABLE_LENGTH:
+        _verify_remembered(sql, allowed)
+    else:
+        _verify(sql, allowed)
+
+
+@lru_cache(maxsize=_CACHED_STATEMENTS)
+def _verify_remembered(sql: str, allowed_tables: frozenset[str]) -> None:
+    # A refusal raises, and lru_cache keeps only what returned: refused statements are
+    # checked afresh every time.
+    _verify(sql, allowed_tables)
+
+
+def _verify(sql: str, allowed_tables: frozenset[str]) -> None:
     try:
         tree = parse_sql(sql)
     except Exception:  # the parser raises several unrelated exception types
@@ -114,7 +135,6 @@ def verify_rendered(sql: str, internal_names: Collection[str]) -> None:
     if not isinstance(tree, _QUERY_NODES):
         raise _refuse(f"it is a {type(tree).__name__}, not a query")
     nodes = list(_walk(tree))
-    allowed_tables = {name.lower() for name in internal_names}
     cte_names = {
         str(node.name.parts[-1]).lower()
         for node in nodes
