@@ -97,9 +97,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
     response.headers["X-Request-Id"] = request_id
     elapsed = time.perf_counter() - started
-    metrics = request.app[METRICS]
-    metrics.requests.labels(route, request.method, str(response.status)).inc()
-    metrics.request_latency.labels(route, request.method).observe(elapsed)
+    request.app[METRICS].observe_request(route, request.method, response.status, elapsed)
     if log.isEnabledFor(logging.DEBUG):
         log.debug(
             "%s %s %s",
