@@ -10,14 +10,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from weaver_mindsdb import statements
-from weaver_mindsdb.testing import LiveEnv, Register, live, register_datasource
+from weaver_mindsdb.plugin import _state
+from weaver_mindsdb.testing import (
+    LiveEnv,
+    Register,
+    free_port,
+    live,
+    private_mindsdb,
+    register_datasource,
+)
 
 from weaver.api.datasources import internal_name
 from weaver.errors import EngineFailed, EngineTimeout, Unavailable
@@ -98,14 +106,6 @@ async def create_directly(env: LiveEnv, name: str, database: str) -> None:
     parameters = env.connection(database)
     body = await env.mindsdb_sql(statements.create_database(name, "postgres", parameters))
     assert body["type"] == "ok", body
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # --- datasource lifecycle ---------------------------------------------------------------
@@ -439,6 +439,49 @@ async def test_start_up_recreates_lost_databases_and_reports_strays(
     finally:
         for name in (datasource.internal_name, stray):
             await live_env.mindsdb_sql(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+async def test_with_http_auth_weaver_logs_in_and_again_when_its_token_is_revoked(
+    live_env: LiveEnv, tmp_path: Path, tenant: str
+) -> None:
+    password = secrets.token_urlsafe(12)
+    async with private_mindsdb(tmp_path / "mindsdb", username="weaver", password=password) as url:
+        settings = live_env.settings(
+            tmp_path / "data", MINDSDB_URL=url, MINDSDB_USER="weaver", MINDSDB_PASSWORD=password
+        )
+        async with running_host(settings) as host:
+            assert (await host.check_health())["mindsdb"].status == "up"
+            datasource = await register_datasource(host, tenant, "sales", live_env.connection())
+            schema, table = (await user_tables(live_env, live_env.database))[0]
+            sql = f"SELECT count(*) FROM sales.{schema}.{table}"
+            expected = [[await count_rows(live_env, live_env.database, schema, table)]]
+            assert (await query(host, [datasource], sql)).rows == expected
+
+            # MindsDB forgets the token (as on a restart): the next request logs in again.
+            token = _state(host.context).engine.client._token
+            async with aiohttp.ClientSession() as session:
+                headers = {"Authorization": f"Bearer {token}"}
+                async with session.post(f"{url}/api/logout", headers=headers) as response:
+                    assert response.status == 200
+                async with session.post(
+                    f"{url}/api/sql/query", json={"query": "SELECT 1"}, headers=headers
+                ) as response:
+                    assert response.status == 401
+            assert (await query(host, [datasource], sql)).rows == expected
+
+        for user, secret, detail in (("", "", "credentials"), ("weaver", "wrong", "login")):
+            settings = live_env.settings(
+                tmp_path / f"data-{detail}",
+                MINDSDB_URL=url,
+                MINDSDB_USER=user,
+                MINDSDB_PASSWORD=secret,
+            )
+            async with running_host(settings) as host:
+                check = (await host.check_health())["mindsdb"]
+                assert check.status == "down" and detail in (check.detail or ""), check
+                assert password not in (check.detail or "")
+                with pytest.raises(Unavailable):
+                    await register_datasource(host, tenant, "other", live_env.connection())
 
 
 # --- the engine conformance kit ---------------------------------------------------------

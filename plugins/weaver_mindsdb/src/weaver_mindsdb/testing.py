@@ -6,8 +6,14 @@ the ``test`` extra (pytest, asyncpg).
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
-from collections.abc import Awaitable, Callable
+import signal
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -159,3 +165,97 @@ async def register_datasource(
         await host.delete_datasource(tenant_id, name)
         raise
     return datasource
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def mindsdb_python() -> Path:
+    """The interpreter of the MindsDB that ``scripts/services.sh`` installs (its cache
+    layout), or ``WEAVER_MINDSDB_PYTHON``."""
+    if os.environ.get("WEAVER_MINDSDB_PYTHON"):
+        return Path(os.environ["WEAVER_MINDSDB_PYTHON"])
+    cache = Path(
+        os.environ.get("WEAVER_CACHE_DIR")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "weaver"
+    )
+    return cache / "mindsdb-26.1.0-venv" / "bin" / "python"
+
+
+def _start_mindsdb(
+    storage: Path, username: str, password: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    python = mindsdb_python()
+    if not python.exists():
+        pytest.fail(f"no MindsDB at {python}: run scripts/services.sh up mindsdb first")
+    port = free_port()
+    storage.mkdir(parents=True, exist_ok=True)
+    config = storage / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "api": {"http": {"host": "127.0.0.1", "port": str(port)}},
+                "auth": {"http_auth_enabled": True, "username": username, "password": password},
+            }
+        )
+    )
+    # MindsDB also reads credentials from MINDSDB_USERNAME/PASSWORD: keep them out.
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("MINDSDB_USERNAME", "MINDSDB_PASSWORD", "MINDSDB_USER")
+    }
+    environ["MINDSDB_STORAGE_DIR"] = str(storage)
+    with (storage / "mindsdb.log").open("wb") as log:
+        process = subprocess.Popen(
+            [str(python), "-m", "mindsdb", "--api=http", "--no_studio", f"--config={config}"],
+            env=environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _stop_mindsdb(process: subprocess.Popen[bytes]) -> None:
+    # MindsDB starts helper processes; its session's process group holds them all.
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@asynccontextmanager
+async def private_mindsdb(
+    storage: Path, *, username: str, password: str, startup_seconds: float = 180.0
+) -> AsyncIterator[str]:
+    """A MindsDB of the test's own with HTTP auth on, on a free loopback port; yields its
+    URL and stops it afterwards."""
+    process, url = await asyncio.to_thread(_start_mindsdb, storage, username, password)
+    try:
+        await _wait_for_status(url, process, startup_seconds)
+        yield url
+    finally:
+        await asyncio.to_thread(_stop_mindsdb, process)
+
+
+async def _wait_for_status(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(int(seconds * 2)):
+            if process.poll() is not None:
+                pytest.fail(f"the private MindsDB exited with {process.returncode}")
+            try:
+                async with session.get(f"{url}/api/status") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.5)
+    pytest.fail(f"the private MindsDB did not answer within {seconds:g}s")
