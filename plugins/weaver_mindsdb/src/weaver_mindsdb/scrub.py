@@ -8,7 +8,7 @@ internal name turned back into the datasource's public name and every credential
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from weaver.sql import internal_to_public
 from weaver.types import Datasource
@@ -29,7 +29,7 @@ _KEYED_SECRET = re.compile(
 )
 # The shape of an internal name (see `weaver.api.datasources.internal_name`): anything of
 # it left after the known ones are replaced belongs to no datasource of this request.
-_INTERNAL_NAME = re.compile(r"\bw_[0-9a-f]{12}_[a-z0-9_]+\b")
+_INTERNAL_NAME = re.compile(r"\bw_[0-9a-f]{12}_[a-z0-9_]+\b", re.IGNORECASE)
 
 
 def _mask_secret(text: str, secret: str) -> str:
@@ -43,20 +43,16 @@ def clean_message(
     *,
     datasources: Iterable[Datasource] = (),
     secrets: Iterable[str] = (),
-    aliases: Mapping[str, str] | None = None,
 ) -> str:
     """``message`` with credentials masked and internal names made public.
 
-    ``secrets`` are exact values to mask (the revealed connection's secret parameters);
-    ``aliases`` maps further engine-side names (a temporary database) to public ones.
+    ``secrets`` are exact values to mask (the revealed connection's secret parameters).
     """
     text = message
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = _mask_secret(text, secret)
     text = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{MASK}@", text)
     text = _KEYED_SECRET.sub(lambda m: f"{m['key']}{MASK}", text)
-    for engine_name, public in sorted((aliases or {}).items(), key=lambda kv: -len(kv[0])):
-        text = re.sub(re.escape(engine_name), public, text, flags=re.IGNORECASE)
     text = internal_to_public(text, list(datasources))
     text = _INTERNAL_NAME.sub("<datasource>", text)
     text = " ".join(text.split())

@@ -61,7 +61,6 @@ class MindsDB:
         seconds: float,
         datasources: Iterable[Datasource] = (),
         secrets: Iterable[str] = (),
-        aliases: Mapping[str, str] | None = None,
     ) -> Table | None:
         """One statement, with MindsDB's failures turned into problems whose detail names
         only public names and no credential."""
@@ -77,9 +76,7 @@ class MindsDB:
         except MindsDBError as error:
             datasources = list(datasources)
             secrets = [*secrets, *self._secrets_of(datasources)]
-            detail = clean_message(
-                error.message, datasources=datasources, secrets=secrets, aliases=aliases
-            )
+            detail = clean_message(error.message, datasources=datasources, secrets=secrets)
             raise EngineFailed(detail) from None
 
     def _secrets_of(self, datasources: Iterable[Datasource]) -> list[str]:
