@@ -149,3 +149,17 @@ async def test_query_latency_is_measured_by_engine(client: Any, auth: Any, shop:
     await query(client, auth, "SELECT 1 FROM shop.customers")
     text = await (await client.get("/metrics")).text()
     assert 'weaver_query_duration_seconds_count{engine="embedded_engine",outcome="ok"} 1.0' in text
+
+
+async def test_a_query_longer_than_the_inline_budget_still_answers(
+    client: Any, auth: Any, shop: str
+) -> None:
+    sql = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) "
+        "SELECT count(*) FROM n, shop.customers WHERE customers.id = 1"
+    )
+    # The first run attaches in a worker; later ones start on the loop, are stopped by the
+    # budget and finish in a worker. All must give the same answer.
+    for _ in range(3):
+        body = await (await query(client, auth, sql)).json()
+        assert body["rows"] == [[300000]]

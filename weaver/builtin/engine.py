@@ -78,6 +78,10 @@ PROGRESS_STEPS = 100_000
 # How long a reader waits for a writer's lock before SQLite answers "database is locked";
 # SQLite cannot interrupt this wait, so it stays short.
 BUSY_TIMEOUT_SECONDS = 1.0
+# A query on an already attached connection first runs on the event loop for at most this
+# long: most dashboard queries finish well within it, and handing work to a thread costs
+# more than running them. Anything slower is stopped and run again on a worker thread.
+INLINE_BUDGET_SECONDS = 0.002
 # Idle query connections kept with their files attached, by exactly the set they have.
 IDLE_CONNECTIONS = 32
 # Rendered statements kept for reuse (see `_RenderedQueries`).
@@ -445,10 +449,14 @@ class _ReadOnlyAuthorizer:
 
     def __init__(self) -> None:
         self.refused = False
+        # Set only around the engine's own `PRAGMA busy_timeout`, never for tenant SQL.
+        self.setting_busy_timeout = False
 
     def __call__(
         self, action: int, arg1: str | None, arg2: str | None, db: str | None, via: str | None
     ) -> int:
+        if self.setting_busy_timeout and action == sqlite3.SQLITE_PRAGMA:
+            return sqlite3.SQLITE_OK if arg1 == "busy_timeout" else sqlite3.SQLITE_DENY
         allowed = action in _READ_ACTIONS and not (
             action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _DENIED_FUNCTIONS
         )
@@ -509,6 +517,18 @@ def _run_query(
 ) -> QueryResult:
     key = _attachment_key(files)
     attached = pool.take(key) or _attach(key)
+    try:
+        rows, names = _fetch(run, attached, sql, limit)
+    except BaseException:
+        attached.connection.close()
+        raise
+    pool.give(attached)
+    return _result(rows, names, limit)
+
+
+def _fetch(
+    run: _Run, attached: _QueryConnection, sql: str, limit: int
+) -> tuple[list[tuple[Any, ...]], list[str]]:
     attached.authorizer.refused = False
     try:
         with run.interruptible(attached.connection) as connection:
@@ -519,12 +539,55 @@ def _run_query(
             finally:
                 # Ends the read transaction, so an idle connection holds no lock.
                 cursor.close()
-    except BaseException as error:
-        attached.connection.close()
-        if isinstance(error, sqlite3.DatabaseError) and attached.authorizer.refused:
+    except sqlite3.DatabaseError:
+        if attached.authorizer.refused:
             raise InvalidQuery("only reads may be run: the engine refused this statement") from None
         raise
+    return rows, names
+
+
+# Stopped by the budget, or a lock held elsewhere: neither is an answer, both are retried.
+_RETRY_IN_WORKER = frozenset({sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def _run_inline(pool: _Pool, files: Mapping[str, str], sql: str, limit: int) -> QueryResult | None:
+    """The query run on the calling (event loop) thread within `INLINE_BUDGET_SECONDS`,
+    or ``None`` when it needs a worker: no idle connection for its files (attaching costs
+    more than the hand-off), a lock to wait for, or more time than the budget."""
+    attached = pool.take(_attachment_key(files))
+    if attached is None:
+        return None
+    run = _Run(INLINE_BUDGET_SECONDS)
+    connection = attached.connection
+    try:
+        # The loop must not wait on another process's lock: fail at once, retry in a worker.
+        _busy_timeout(attached, 0)
+        try:
+            rows, names = _fetch(run, attached, sql, limit)
+        finally:
+            _busy_timeout(attached, int(BUSY_TIMEOUT_SECONDS * 1000))
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode in _RETRY_IN_WORKER:
+            pool.give(attached)
+            return None
+        connection.close()
+        raise
+    except BaseException:
+        connection.close()
+        raise
     pool.give(attached)
+    return _result(rows, names, limit)
+
+
+def _busy_timeout(attached: _QueryConnection, milliseconds: int) -> None:
+    attached.authorizer.setting_busy_timeout = True
+    try:
+        attached.connection.execute(f"PRAGMA busy_timeout = {milliseconds}")
+    finally:
+        attached.authorizer.setting_busy_timeout = False
+
+
+def _result(rows: list[tuple[Any, ...]], names: list[str], limit: int) -> QueryResult:
     truncated = len(rows) > limit
     rows = rows[:limit]
     columns = [
@@ -544,6 +607,12 @@ async def execute_query(
     files = {d.internal_name: _database_file(context, d) for d in datasources}
     state = _state(context)
     sql = state.rendered.sql(query)
+    try:
+        quick = _run_inline(state.pool, files, sql, query.limit)
+    except sqlite3.Error as error:
+        raise EngineFailed(internal_to_public(str(error), datasources)) from None
+    if quick is not None:
+        return quick
     return await _bounded(
         context,
         query.timeout_seconds,
