@@ -3,7 +3,8 @@ MindsDB, with the PostgreSQL and Neo4j metadata plugins when they are installed.
 
 Runs only with ``WEAVER_RUN_E2E=1``, and then never skips: a missing variable or service
 fails. Variables (§6.1): ``MINDSDB_URL``, ``POSTGRES_DSN``, ``NEO4J_URI``, ``NEO4J_USER``,
-``NEO4J_PASSWORD``; optionally ``WEAVER_E2E_DS_HOST/PORT/DATABASE/USER/PASSWORD`` (the
+``NEO4J_PASSWORD``; ``MINDSDB_USER``/``MINDSDB_PASSWORD`` when MindsDB has HTTP auth on;
+optionally ``WEAVER_E2E_DS_HOST/PORT/DATABASE/USER/PASSWORD`` (the
 datasource target, by default the server and account of ``POSTGRES_DSN``, database
 ``sample_enterprise``) and ``WEAVER_E2E_CRM_DATABASE`` (the second database for joins,
 default ``sample_crm``). ``scripts/weaver_external_exit_gate.py`` runs this file in a loop.
@@ -30,7 +31,6 @@ from weaver_mindsdb.testing import LiveEnv, live
 from weaver.api.datasources import internal_name
 from weaver.app import create_app
 from weaver.settings import Settings
-from weaver.testing import make_settings
 
 pytestmark = live
 
@@ -69,6 +69,8 @@ def env() -> LiveEnv:
         user=os.environ.get("WEAVER_E2E_DS_USER") or unquote(dsn.username or ""),
         password=os.environ.get("WEAVER_E2E_DS_PASSWORD") or unquote(dsn.password or ""),
         crm_database=os.environ.get("WEAVER_E2E_CRM_DATABASE") or "sample_crm",
+        mindsdb_user=os.environ.get("MINDSDB_USER", ""),
+        mindsdb_password=os.environ.get("MINDSDB_PASSWORD", ""),
     )
 
 
@@ -77,9 +79,8 @@ def e2e_settings(tmp_path: Path, env: LiveEnv) -> Settings:
     installed = {ep.name for ep in entry_points(group="weaver")}
     assert "mindsdb" in installed, "the weaver-mindsdb plugin is not installed"
     flags = {flag: "true" for name, flag in METADATA_PLUGINS.items() if name in installed}
-    return make_settings(
+    return env.settings(
         tmp_path / "data",
-        WEAVER_EXTERNAL_MODE="true",
         # A plugin that does not load fails the run instead of being reported down.
         WEAVER_PLUGINS_STRICT="true",
         **flags,
