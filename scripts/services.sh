@@ -21,6 +21,10 @@
 #   NEO4J_PASSWORD                 default weaver_dev_password (>= 8 chars)
 #   MINDSDB_USER, MINDSDB_PASSWORD when both set, MindsDB HTTP auth is enabled
 #   WEAVER_SERVICE_TIMEOUT         seconds to wait for each service (default per service)
+#   WEAVER_PG_PORT (5433), WEAVER_PG_CLUSTER (weaver), WEAVER_REDIS_PORT (6379),
+#   WEAVER_NEO4J_BOLT_PORT (7687), WEAVER_MINDSDB_PORT (47334)
+#                                  a second, separate set (with its own
+#                                  WEAVER_STATE_DIR) can run beside the first
 set -euo pipefail
 
 # ---------------------------------------------------------------- settings --
@@ -38,8 +42,8 @@ HOST=127.0.0.1   # every service listens on loopback only
 # settings and lifetime belong to this script. Port 5433 is the host port the
 # seed's compose file and E2E DSN use.
 PG_VERSION=15
-PG_CLUSTER=weaver
-PG_PORT=5433
+PG_CLUSTER=${WEAVER_PG_CLUSTER:-weaver}
+PG_PORT=${WEAVER_PG_PORT:-5433}
 PG_USER=sample_user
 PG_PASSWORD=sample_password
 PG_DB_ENTERPRISE=sample_enterprise
@@ -47,13 +51,13 @@ PG_DB_CRM=sample_crm
 PG_DB_META=weaver_meta
 PG_FIXTURES=("$PG_DB_ENTERPRISE:tests/fixtures/sample_schema.sql" "$PG_DB_CRM:tests/fixtures/sample_crm.sql")
 
-REDIS_PORT=6379
+REDIS_PORT=${WEAVER_REDIS_PORT:-6379}
 
-# Neo4j 5.26 is the last line on Java 17. 5.26.19 is the newest patch whose
-# artifacts the registry reachable here serves completely (5.26.20/.21 lack
-# some; 5.26.16 too). Passed to Maven as -Dneo4j.version, overriding the pom.
-NEO4J_VERSION=5.26.19
-NEO4J_BOLT_PORT=7687
+# Neo4j 5.26 (LTS) is the last line on Java 17; 5.26.30 is its newest patch
+# and its runtime jars all resolve from the registry reachable here. Passed
+# to Maven as -Dneo4j.version, overriding the pom's default.
+NEO4J_VERSION=5.26.30
+NEO4J_BOLT_PORT=${WEAVER_NEO4J_BOLT_PORT:-7687}
 NEO4J_USER=${NEO4J_USER:-neo4j}
 NEO4J_PASSWORD=${NEO4J_PASSWORD:-weaver_dev_password}
 NEO4J_HEAP=${NEO4J_HEAP:-768m}
@@ -61,7 +65,7 @@ NEO4J_PAGECACHE_MB=${NEO4J_PAGECACHE_MB:-128}
 NEO4J_LIB=$CACHE_DIR/neo4j-$NEO4J_VERSION/lib
 
 MINDSDB_VERSION=26.1.0
-MINDSDB_PORT=47334
+MINDSDB_PORT=${WEAVER_MINDSDB_PORT:-47334}
 MINDSDB_VENV=$CACHE_DIR/mindsdb-$MINDSDB_VERSION-venv
 MINDSDB_USER=${MINDSDB_USER:-}
 MINDSDB_PASSWORD=${MINDSDB_PASSWORD:-}
@@ -104,15 +108,17 @@ stop_group() {
   local name=$1 pid=$2 grace=${3:-30} i
   log "$name: stopping pid $pid"
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  # Wait for the whole group: MindsDB's worker processes hold its port
+  # until they exit, and a restart must find the port free.
   for ((i = 0; i < grace * 5; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
+    kill -0 -- "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null || break
     sleep 0.2
   done
-  if kill -0 "$pid" 2>/dev/null; then
+  if kill -0 -- "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null; then
     log "$name: still running after ${grace}s, killing"
     kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
   fi
-  rm -f "$RUN_DIR/$name.pid"
+  rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.key"
 }
 
 # Start "$@" detached in its own session (so Ctrl-C on this script or the end
@@ -134,6 +140,23 @@ spawn() {
 
 service_timeout() {  # $1 = default seconds
   echo "${WEAVER_SERVICE_TIMEOUT:-$1}"
+}
+
+# What a long-running server was started with (version, launcher, settings),
+# hashed because a password can be part of it. `up` restarts a running
+# server only when this changed, and otherwise leaves it alone.
+start_key() { printf '%s\n' "$@" | sha256sum | cut -d' ' -f1; }
+key_current() { [[ -f $RUN_DIR/$1.key && $(cat "$RUN_DIR/$1.key") == "$2" ]]; }
+
+# After a version bump, drop the caches of other versions (100 MB to 1 GB
+# each) once the new one is serving; nothing runs from them any more.
+prune_old_caches() {  # glob-in-cache-dir keep-name
+  local d
+  for d in "$CACHE_DIR"/$1; do
+    [[ -d $d && $(basename "$d") != "$2" ]] || continue
+    log "removing the cache of another version: $d"
+    rm -rf "$d"
+  done
 }
 
 fail_with_log() {  # name logfile message
@@ -390,14 +413,20 @@ neo4j_install() {
   # Copy into a temporary folder and mark complete only at the end, so an
   # interrupted download is redone rather than half-used.
   (cd "$REPO_ROOT/scripts/neo4j" && mvn -B -q -Dstyle.color=never dependency:copy-dependencies \
-      -Dneo4j.version="$NEO4J_VERSION" -DincludeScope=runtime -DoutputDirectory="$dir/lib.tmp" >&2) \
-    || die "neo4j: mvn could not fetch org.neo4j:neo4j:$NEO4J_VERSION"
+      -Dneo4j.version="$NEO4J_VERSION" -DincludeScope=runtime -DoutputDirectory="$dir/lib.tmp" \
+      >"$LOG_DIR/neo4j-fetch.log" 2>&1) \
+    || fail_with_log neo4j "$LOG_DIR/neo4j-fetch.log" "mvn could not fetch org.neo4j:neo4j:$NEO4J_VERSION"
   mv "$dir/lib.tmp" "$NEO4J_LIB"
   touch "$dir/.complete"
 }
 
+neo4j_key() {
+  start_key "$NEO4J_VERSION" "$(sha256sum < "$REPO_ROOT/scripts/neo4j/Launcher.java")" \
+    "$NEO4J_BOLT_PORT" "$NEO4J_HEAP" "$NEO4J_PAGECACHE_MB" "$NEO4J_USER" "$NEO4J_PASSWORD"
+}
+
 neo4j_start() {
-  if live_pid neo4j Launcher.java >/dev/null; then return 0; fi
+  local key=$1
   if port_open "$NEO4J_BOLT_PORT"; then
     die "neo4j: port $NEO4J_BOLT_PORT is already used by another process ($(port_owner "$NEO4J_BOLT_PORT"))"
   fi
@@ -410,6 +439,7 @@ neo4j_start() {
   NEO4J_USER=$NEO4J_USER NEO4J_PASSWORD=$NEO4J_PASSWORD NEO4J_PAGECACHE_MB=$NEO4J_PAGECACHE_MB \
     spawn neo4j java -Xms256m "-Xmx$NEO4J_HEAP" -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError \
       -cp "$NEO4J_LIB/*" "$REPO_ROOT/scripts/neo4j/Launcher.java"
+  echo "$key" > "$RUN_DIR/neo4j.key"
 }
 
 neo4j_wait() {
@@ -423,7 +453,25 @@ neo4j_wait() {
   done
 }
 
-neo4j_up() { neo4j_install; neo4j_start; neo4j_wait; }
+neo4j_up() {
+  local key pid
+  key=$(neo4j_key)
+  # Fetch first: a new version goes to its own lib folder, so the running
+  # server keeps serving while it downloads.
+  neo4j_install
+  if pid=$(live_pid neo4j Launcher.java); then
+    if key_current neo4j "$key"; then
+      neo4j_wait
+      prune_old_caches "neo4j-*" "neo4j-$NEO4J_VERSION"
+      return 0
+    fi
+    log "neo4j: version, launcher or settings changed since it started, restarting"
+    stop_group neo4j "$pid" 60
+  fi
+  neo4j_start "$key"
+  neo4j_wait
+  prune_old_caches "neo4j-*" "neo4j-$NEO4J_VERSION"
+}
 
 neo4j_down() {
   local pid
@@ -472,28 +520,46 @@ mindsdb_query_ok() {
   mindsdb_sql 'SELECT 1 AS one' 2>/dev/null | grep -q '"type": "table"'
 }
 
+MINDSDB_CONSTRAINTS=$REPO_ROOT/scripts/mindsdb/constraints.txt
+# The venv is reused only if it was completed for this very constraints
+# file; an interrupted or outdated install is rebuilt from scratch.
+mindsdb_venv_want() {
+  echo "mindsdb==$MINDSDB_VERSION constraints:$(sha256sum "$MINDSDB_CONSTRAINTS" | cut -d' ' -f1)"
+}
+mindsdb_venv_current() {
+  [[ -f $MINDSDB_VENV/.weaver-complete && $(cat "$MINDSDB_VENV/.weaver-complete") == "$(mindsdb_venv_want)" ]]
+}
+
 mindsdb_install() {
-  [[ -f $MINDSDB_VENV/.weaver-complete ]] && return 0
+  mindsdb_venv_current && return 0
+  local constraints=$MINDSDB_CONSTRAINTS want
+  want=$(mindsdb_venv_want)
   command -v python3.11 >/dev/null || apt_ensure python3.11 python3.11-venv
   python3.11 -c 'import ensurepip, venv' 2>/dev/null || apt_ensure python3.11-venv
-  log "mindsdb: installing mindsdb==$MINDSDB_VERSION into $MINDSDB_VENV (a few minutes, about 1 GB)"
+  log "mindsdb: installing mindsdb==$MINDSDB_VERSION into $MINDSDB_VENV (about 1 GB)"
   rm -rf "$MINDSDB_VENV"
   python3.11 -m venv "$MINDSDB_VENV"
-  "$MINDSDB_VENV/bin/pip" install -q --disable-pip-version-check "mindsdb==$MINDSDB_VERSION" >&2 \
-    || die "mindsdb: pip install mindsdb==$MINDSDB_VERSION failed"
-  # The postgres handler imports psycopg (v3); make sure the binary build is
-  # there even if a future mindsdb stops pulling it in.
-  if ! "$MINDSDB_VENV/bin/python" -c 'import psycopg; psycopg.pq.version()' 2>/dev/null; then
-    "$MINDSDB_VENV/bin/pip" install -q --disable-pip-version-check 'psycopg[binary]' >&2
+  local pip=("$MINDSDB_VENV/bin/pip" install -q --disable-pip-version-check)
+  # uv fetches and installs the ~200 packages in parallel: about a minute on
+  # a cold cache where pip took 3 to 9. pip stays the fallback.
+  if "${pip[@]}" uv >&2; then
+    "$MINDSDB_VENV/bin/uv" pip install -q --compile-bytecode --python "$MINDSDB_VENV/bin/python" \
+      -c "$constraints" "mindsdb==$MINDSDB_VERSION" >&2 \
+      || die "mindsdb: uv pip install mindsdb==$MINDSDB_VERSION failed"
+  else
+    "${pip[@]}" -c "$constraints" "mindsdb==$MINDSDB_VERSION" >&2 \
+      || die "mindsdb: pip install mindsdb==$MINDSDB_VERSION failed"
   fi
-  "$MINDSDB_VENV/bin/python" -c 'import mindsdb.integrations.handlers.postgres_handler.postgres_handler' \
-    || die "mindsdb: the postgres handler does not import"
-  echo "mindsdb==$MINDSDB_VERSION" > "$MINDSDB_VENV/.weaver-complete"
+  # The postgres handler imports psycopg (v3), which mindsdb pulls in today;
+  # fail here, not at the first CREATE DATABASE, if that ever changes.
+  "$MINDSDB_VENV/bin/python" -c 'import psycopg; psycopg.pq.version()
+import mindsdb.integrations.handlers.postgres_handler.postgres_handler' \
+    || die "mindsdb: the postgres handler or its driver (psycopg) does not import"
+  echo "$want" > "$MINDSDB_VENV/.weaver-complete"
 }
 
 # The config passed with --config: loopback only, no GUI, and HTTP auth when
-# MINDSDB_USER/MINDSDB_PASSWORD are both set. Written only when its content
-# changes; a running server is restarted only in that case.
+# MINDSDB_USER/MINDSDB_PASSWORD are both set.
 mindsdb_write_config() {
   local cfg=$STATE_DIR/mindsdb/config.json new
   new=$(MDB_USER=$MINDSDB_USER MDB_PASSWORD=$MINDSDB_PASSWORD python3.11 - "$HOST" "$MINDSDB_PORT" <<'PY'
@@ -509,25 +575,22 @@ print(json.dumps(cfg, indent=2, sort_keys=True))
 PY
 )
   mkdir -p "$STATE_DIR/mindsdb"
-  if [[ -f $cfg && $(cat "$cfg") == "$new" ]]; then return 1; fi
   (umask 077; printf '%s\n' "$new" > "$cfg")
-  return 0
+}
+
+mindsdb_key() {
+  start_key "$(mindsdb_venv_want)" "$MINDSDB_PORT" "$MINDSDB_USER" "$MINDSDB_PASSWORD"
 }
 
 mindsdb_start() {
-  local changed=0 pid
-  mindsdb_write_config && changed=1
-  if pid=$(live_pid mindsdb 'mindsdb --api=http'); then
-    ((changed)) || return 0
-    log "mindsdb: configuration changed (auth settings), restarting"
-    stop_group mindsdb "$pid" 30
+  local key=$1
+  if [[ -n $MINDSDB_USER || -n $MINDSDB_PASSWORD ]] && [[ -z $MINDSDB_USER || -z $MINDSDB_PASSWORD ]]; then
+    die "mindsdb: set both MINDSDB_USER and MINDSDB_PASSWORD, or neither"
   fi
   if port_open "$MINDSDB_PORT"; then
     die "mindsdb: port $MINDSDB_PORT is already used by another process ($(port_owner "$MINDSDB_PORT"))"
   fi
-  if [[ -n $MINDSDB_USER || -n $MINDSDB_PASSWORD ]] && [[ -z $MINDSDB_USER || -z $MINDSDB_PASSWORD ]]; then
-    die "mindsdb: set both MINDSDB_USER and MINDSDB_PASSWORD, or neither"
-  fi
+  mindsdb_write_config
   mkdir -p "$STATE_DIR/mindsdb/storage"
   log "mindsdb: starting $MINDSDB_VERSION on $(mindsdb_url)"
   # MindsDB reads MINDSDB_USERNAME/MINDSDB_PASSWORD itself and refuses to
@@ -537,6 +600,7 @@ mindsdb_start() {
     spawn mindsdb env -u MINDSDB_USERNAME -u MINDSDB_PASSWORD -u MINDSDB_USER \
       "$MINDSDB_VENV/bin/python" -m mindsdb --api=http --no_studio \
       "--config=$STATE_DIR/mindsdb/config.json")
+  echo "$key" > "$RUN_DIR/mindsdb.key"
 }
 
 mindsdb_wait() {
@@ -549,7 +613,24 @@ mindsdb_wait() {
   done
 }
 
-mindsdb_up() { mindsdb_install; mindsdb_start; mindsdb_wait; }
+mindsdb_up() {
+  local key pid
+  key=$(mindsdb_key)
+  if pid=$(live_pid mindsdb 'mindsdb --api=http'); then
+    if key_current mindsdb "$key"; then
+      mindsdb_wait
+      prune_old_caches "mindsdb-*-venv" "mindsdb-$MINDSDB_VERSION-venv"
+      return 0
+    fi
+    # The venv is rebuilt in place, so the server has to stop first.
+    log "mindsdb: venv or auth settings changed since it started, restarting"
+    stop_group mindsdb "$pid" 30
+  fi
+  mindsdb_install
+  mindsdb_start "$key"
+  mindsdb_wait
+  prune_old_caches "mindsdb-*-venv" "mindsdb-$MINDSDB_VERSION-venv"
+}
 
 # Once per venv: prove the postgres handler really connects, with a real
 # CREATE DATABASE against sample_enterprise, then drop it.
@@ -625,7 +706,8 @@ cmd_up() {
   for s in neo4j mindsdb; do
     wants "$s" || continue
     t_start[$s]=$(now_ms)
-    ( "${s}_up" ) >"$LOG_DIR/$s.up.log" 2>&1 &
+    # The job logs its own ready time: they finish in any order.
+    ( "${s}_up"; log "$s: ready in $(elapsed "${t_start[$s]}")" ) >"$LOG_DIR/$s.up.log" 2>&1 &
     bg_pid[$s]=$!
   done
   # Each step runs as `( f ) &` + wait rather than `if ( f )`: inside an
@@ -634,18 +716,13 @@ cmd_up() {
   for s in postgres redis; do
     wants "$s" || continue
     t_start[$s]=$(now_ms)
-    ( "${s}_up" ) &
-    if wait $!; then log "$s: ready in $(elapsed "${t_start[$s]}")"; else failed+=("$s"); fi
+    ( "${s}_up"; log "$s: ready in $(elapsed "${t_start[$s]}")" ) &
+    wait $! || failed+=("$s")
   done
   for s in neo4j mindsdb; do
     [[ -n ${bg_pid[$s]:-} ]] || continue
-    if wait "${bg_pid[$s]}"; then
-      [[ -s $LOG_DIR/$s.up.log ]] && sed "s/^/  /" "$LOG_DIR/$s.up.log" >&2
-      log "$s: ready in $(elapsed "${t_start[$s]}")"
-    else
-      sed "s/^/  /" "$LOG_DIR/$s.up.log" >&2
-      failed+=("$s")
-    fi
+    wait "${bg_pid[$s]}" || failed+=("$s")
+    cat "$LOG_DIR/$s.up.log" >&2
   done
   if wants postgres && wants mindsdb && [[ " ${failed[*]} " != *" postgres "* && " ${failed[*]} " != *" mindsdb "* ]]; then
     ( mindsdb_check_pg_handler ) &
