@@ -11,6 +11,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import aiohttp
 import pytest
 from weaver_mindsdb import statements
 from weaver_mindsdb.plugin import _state
+from weaver_mindsdb.reconcile import reconcile
 from weaver_mindsdb.testing import (
     LiveEnv,
     Register,
@@ -482,6 +484,50 @@ async def test_with_http_auth_weaver_logs_in_and_again_when_its_token_is_revoked
                 assert password not in (check.detail or "")
                 with pytest.raises(Unavailable):
                     await register_datasource(host, tenant, "other", live_env.connection())
+
+
+class FrozenRegistry:
+    """The registry as reconciliation reads it, at a moment chosen by the test."""
+
+    def __init__(self, listed: list[Datasource], present: bool) -> None:
+        self.listed = listed
+        self.present = present
+
+    async def all_datasources(self) -> list[Datasource]:
+        return self.listed
+
+    async def get_datasource(self, tenant_id: str, name: str) -> Datasource | None:
+        return self.listed[0] if self.present else None
+
+
+async def test_reconciliation_does_not_undo_what_requests_did(
+    live_env: LiveEnv, host: Host, tenant: str
+) -> None:
+    engine = _state(host.context).engine
+    datasource = await register_datasource(host, tenant, "sales", live_env.connection())
+    await host.unregister_datasource(datasource)
+    try:
+        # Registered after the gateway started: its request created it, not reconciliation.
+        before = datasource.updated_at - timedelta(seconds=1)
+        registry = FrozenRegistry([datasource], present=True)
+        result = await reconcile(engine, registry, host.context, started_at=before)
+        assert result.recreated == []
+        assert datasource.internal_name not in await live_env.mindsdb_databases()
+
+        # Deleted by a request while reconciliation recreated it: dropped again.
+        after = datasource.updated_at + timedelta(seconds=1)
+        registry = FrozenRegistry([datasource], present=False)
+        result = await reconcile(engine, registry, host.context, started_at=after)
+        assert result.recreated == []
+        assert datasource.internal_name not in await live_env.mindsdb_databases()
+
+        # Lost by MindsDB and still registered: created again.
+        registry = FrozenRegistry([datasource], present=True)
+        result = await reconcile(engine, registry, host.context, started_at=after)
+        assert result.recreated == [f"{tenant}/sales"]
+        assert datasource.internal_name in await live_env.mindsdb_databases()
+    finally:
+        await live_env.mindsdb_sql(f"DROP DATABASE IF EXISTS `{datasource.internal_name}`")
 
 
 # --- the engine conformance kit ---------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import aiohttp
 
@@ -64,7 +65,7 @@ async def weaver_startup(context: WeaverContext) -> None:
     # (or the health check) finds it then.
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=POOL_SIZE),
-        # A ceiling for requests no caller bounds; queries and DDL carry their own.
+        # Every call carries its own deadline (asyncio.timeout); this bounds connecting.
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=settings.mindsdb_timeout),
     )
     client = MindsDBClient(
@@ -83,11 +84,10 @@ async def weaver_startup(context: WeaverContext) -> None:
     def done(result: Reconciliation) -> None:
         state.reconciliation = result
 
+    started_at = datetime.now(UTC)
     state.reconciler = asyncio.create_task(
         reconcile_until_done(
-            host.all_datasources,
-            lambda datasources: reconcile(state.engine, datasources, context),
-            done,
+            lambda: reconcile(state.engine, host, context, started_at=started_at), done
         ),
         name="weaver-mindsdb-reconcile",
     )

@@ -5,6 +5,9 @@ wiped volume) while Weaver's registry survives. At start-up every registered dat
 MindsDB lacks is created again. Databases that look like Weaver's but that the registry
 does not know (strays: a delete that failed half-way, another gateway's registry) are
 reported, never dropped: Weaver cannot tell whether it created them.
+
+Requests run while this does, and they change both sides; the order of reads and the
+checks below keep reconciliation from undoing what a request just did.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from weaver.context import WeaverContext
 from weaver.errors import Problem
@@ -29,6 +33,14 @@ RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 60.0
 
 
+class Registry(Protocol):
+    """The part of `weaver.host.Host` reconciliation reads."""
+
+    async def all_datasources(self) -> list[Datasource]: ...
+
+    async def get_datasource(self, tenant_id: str, name: str) -> Datasource | None: ...
+
+
 @dataclass(frozen=True)
 class Reconciliation:
     recreated: list[str] = field(default_factory=list)
@@ -42,35 +54,48 @@ def _label(datasource: Datasource) -> str:
     return f"{datasource.tenant_id}/{datasource.name}"
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 async def reconcile(
-    engine: MindsDB, datasources: list[Datasource], context: WeaverContext
+    engine: MindsDB, registry: Registry, context: WeaverContext, *, started_at: datetime
 ) -> Reconciliation:
     """Create the registered datasources MindsDB lacks; report the strays.
 
-    A datasource that cannot be created (its server is down, its secrets do not open) is
-    listed in ``failed`` and the others still go ahead.
+    Only datasources last changed before ``started_at`` (this gateway's start) are
+    candidates: a later one was registered by a request, which created it in MindsDB
+    itself. MindsDB is read before the registry, so a datasource registered between the
+    two reads is never mistaken for a stray. A datasource that cannot be created (its
+    server is down, its secrets do not open) is listed in ``failed``; the others go ahead.
     """
     existing = await engine.database_names()
-    known = {d.internal_name.lower() for d in datasources}
+    datasources = await registry.all_datasources()
     recreated: list[str] = []
     failed: dict[str, str] = {}
     for datasource in datasources:
-        if datasource.internal_name.lower() in existing:
+        if (
+            datasource.internal_name.lower() in existing
+            or _utc(datasource.updated_at) >= started_at
+        ):
             continue
         try:
             connection = context.reveal_connection(datasource)
             if not await engine.create_if_missing(datasource, connection):
                 continue  # created meanwhile by a request, which knows better
+            if await registry.get_datasource(datasource.tenant_id, datasource.name) is None:
+                # Deleted by a request while this was creating it: undo.
+                await engine.unregister(datasource)
+                continue
         except (Problem, SecretsError) as error:
             failed[_label(datasource)] = str(error)
             log.warning(
-                "could not recreate datasource %s in MindsDB: %s",
-                _label(datasource),
-                error,
+                "could not recreate datasource %s in MindsDB: %s", _label(datasource), error
             )
             continue
         recreated.append(_label(datasource))
         log.info("recreated datasource %s in MindsDB", _label(datasource))
+    known = {d.internal_name.lower() for d in datasources}
     strays = sorted(n for n in existing if n.startswith(INTERNAL_PREFIX) and n not in known)
     if strays:
         log.warning(
@@ -83,8 +108,7 @@ async def reconcile(
 
 
 async def reconcile_until_done(
-    list_datasources: Callable[[], Awaitable[list[Datasource]]],
-    attempt: Callable[[list[Datasource]], Awaitable[Reconciliation]],
+    attempt: Callable[[], Awaitable[Reconciliation]],
     done: Callable[[Reconciliation], None],
 ) -> None:
     """Retry until one reconciliation completes, backing off up to a minute.
@@ -96,7 +120,7 @@ async def reconcile_until_done(
     delay = RETRY_FIRST_SECONDS
     while True:
         try:
-            result = await attempt(await list_datasources())
+            result = await attempt()
         except Exception as error:  # any failure is retried; the task must not die
             log.info("MindsDB reconciliation postponed %.1fs: %s", delay, error)
             await asyncio.sleep(delay)
