@@ -189,7 +189,7 @@ pg_cluster_exists() { [[ -f /etc/postgresql/$PG_VERSION/$PG_CLUSTER/postgresql.c
 pg_running() { pg_cluster_exists && as_root pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" status >/dev/null 2>&1; }
 
 # psql as the superuser over the cluster's unix socket (peer auth).
-pg_admin() { as_postgres psql -X -q -v ON_ERROR_STOP=1 -p "$PG_PORT" -d "${PGDB:-postgres}" "$@"; }
+pg_admin() { as_postgres psql -X -q -v ON_ERROR_STOP=1 -p "$PG_PORT" -d postgres "$@"; }
 # psql as the application user over TCP, exactly as clients connect.
 pg_app() {
   PGPASSWORD=$PG_PASSWORD PGOPTIONS=--client-min-messages=warning psql -X -q -v ON_ERROR_STOP=1 -h "$HOST" -p "$PG_PORT" -U "$PG_USER" "$@"
@@ -212,7 +212,8 @@ pg_install() {
 }
 
 # Settings go to conf.d (included by Debian's postgresql.conf) so that the
-# generated postgresql.conf stays untouched. Returns 0 when the file changed.
+# generated postgresql.conf stays untouched. Sets PG_CONF_CHANGED=1 when the
+# file had to be (re)written, so that pg_start restarts a running cluster.
 PG_CONF_CHANGED=0
 pg_configure() {
   local file=/etc/postgresql/$PG_VERSION/$PG_CLUSTER/conf.d/weaver.conf content
@@ -305,7 +306,7 @@ pg_load_fixture() {
   pg_admin -c "CREATE DATABASE $db OWNER $PG_USER"
   # Loaded as the application user so that it owns every object, in one
   # transaction so that a failure leaves no half-loaded schema behind.
-  pg_app -d "$db" -1 -f "$file" >/dev/null
+  pg_app -d "$db" -1 -f "$file" >/dev/null || die "postgres: loading $file into $db failed (see above)"
   pg_admin -c "COMMENT ON DATABASE $db IS '$marker'"
   log "postgres: $db loaded in $(elapsed "$t0")"
 }
