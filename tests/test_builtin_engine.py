@@ -533,3 +533,40 @@ async def test_health_reports_the_root(host: Host, tmp_path: Path) -> None:
             check = (await other.check_health())["embedded_engine"]
             assert check.status == status
             assert check.detail is not None and "WEAVER_SQLITE_ROOT" in check.detail
+
+
+async def test_a_locked_file_is_waited_for_on_a_worker_never_on_the_loop(
+    host: Host, sqlite_root: Path
+) -> None:
+    file = build(sqlite_root / "s.db", "CREATE TABLE t (x)", "INSERT INTO t VALUES (1)")
+    datasource = await register(host, "sales", "s.db")
+    sql = "SELECT count(*) FROM {ds}.t"
+    assert (await run_query(host, datasource, sql)).rows == [[1]]  # leaves an idle connection
+
+    writer = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN EXCLUSIVE")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def release_later() -> None:
+        await asyncio.sleep(0.3)
+        writer.execute("INSERT INTO t VALUES (2)")
+        writer.execute("COMMIT")
+
+    ticker = asyncio.create_task(tick())
+    releaser = asyncio.create_task(release_later())
+    try:
+        # The idle connection meets the lock at once; a worker waits for it, and sees the
+        # writer's row once it commits.
+        result = await run_query(host, datasource, sql)
+    finally:
+        ticker.cancel()
+        await releaser
+        writer.close()
+    assert result.rows == [[2]]
+    assert ticks >= 3  # a loop held by the lock wait would not have ticked at all

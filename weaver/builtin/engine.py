@@ -518,7 +518,10 @@ def _run_query(
     key = _attachment_key(files)
     attached = pool.take(key) or _attach(key)
     try:
+        # Idle connections do not wait for locks (they serve the loop); a worker may.
+        _busy_timeout(attached, int(BUSY_TIMEOUT_SECONDS * 1000))
         rows, names = _fetch(run, attached, sql, limit)
+        _busy_timeout(attached, 0)
     except BaseException:
         attached.connection.close()
         raise
@@ -560,12 +563,9 @@ def _run_inline(pool: _Pool, files: Mapping[str, str], sql: str, limit: int) -> 
     run = _Run(INLINE_BUDGET_SECONDS)
     connection = attached.connection
     try:
-        # The loop must not wait on another process's lock: fail at once, retry in a worker.
-        _busy_timeout(attached, 0)
-        try:
-            rows, names = _fetch(run, attached, sql, limit)
-        finally:
-            _busy_timeout(attached, int(BUSY_TIMEOUT_SECONDS * 1000))
+        # Idle connections wait for no lock (see `_run_query`): a lock fails at once here
+        # and the query is retried in a worker, so the loop never waits on another process.
+        rows, names = _fetch(run, attached, sql, limit)
     except sqlite3.OperationalError as error:
         if error.sqlite_errorcode in _RETRY_IN_WORKER:
             pool.give(attached)
