@@ -38,7 +38,7 @@ import aiohttp
 import jwt
 from weaver_mindsdb.testing import LiveEnv
 
-from weaver.api.datasources import internal_name
+from weaver.naming import internal_name
 
 JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123"
 LIMIT = 1000

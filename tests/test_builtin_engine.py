@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import sqlglot
 
-from weaver.api.datasources import internal_name
 from weaver.builtin import engine
 from weaver.errors import EngineFailed, EngineTimeout, InvalidQuery, Unprocessable
 from weaver.host import Host
+from weaver.naming import internal_name
 from weaver.sql import parse_read_only
 from weaver.testing.engine import (
     EngineContract,

@@ -193,3 +193,18 @@ async def test_every_plugin_is_shut_down_even_when_one_fails(settings: Settings)
     await host.shutdown()
     assert slow_and_failing.fails_to_shut_down.calls >= 1
     assert slow_and_failing.shuts_down.calls == before + 1
+
+
+async def test_defaults_start_before_plugins_and_stop_after_them(settings: Settings) -> None:
+    from tests.plugins import slow_and_failing
+
+    host = build_host(
+        settings,
+        environ={"WEAVER_ORDER_MODE": "1"},
+        discovered=[entry("order", "tests.plugins.slow_and_failing:order_probe")],
+    )
+    await host.startup()
+    # The store answered while the plugin started: it was already open.
+    assert slow_and_failing.order_probe.saw_store_open is True
+    await host.shutdown()
+    assert slow_and_failing.order_probe.store_open_at_shutdown is True

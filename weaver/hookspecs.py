@@ -64,7 +64,9 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 def weaver_startup(context: WeaverContext) -> None:
     """Open connections and pools; called once when the app starts, before it serves.
 
-    Rule: each. Async allowed. Keep what you open in ``context.state[<your name>]``.
+    Rule: each, lowest priority first: the embedded defaults start before installed
+    plugins, so a plugin may already use the hooks they own (``context.host``). Async
+    allowed. Keep what you open in ``context.state[<your name>]``.
     Raising marks this plugin ``down`` (with the message) and the gateway still serves
     what it can; do not fail start-up merely because a server is not reachable yet —
     connect lazily and let ``check_health`` report it, so the plugin recovers by itself.
@@ -75,7 +77,8 @@ def weaver_startup(context: WeaverContext) -> None:
 def weaver_shutdown(context: WeaverContext) -> None:
     """Close what ``weaver_startup`` opened; called once when the app stops.
 
-    Rule: each. Async allowed. Errors are logged and do not stop the other plugins.
+    Rule: each, highest priority first (the reverse of start-up). Async allowed. Errors
+    are logged and do not stop the other plugins.
     """
 
 

@@ -124,7 +124,9 @@ class Host:
     # --- lifecycle -----------------------------------------------------------------
 
     async def startup(self) -> None:
-        for impl in self._each("weaver_startup"):
+        # Lowest priority first: the embedded defaults are open before the plugins that
+        # build on them start (a query engine reconciling with the registry, say).
+        for impl in reversed(self._each("weaver_startup")):
             try:
                 await self._call_one(impl, "weaver_startup")
             except Exception as error:

@@ -28,8 +28,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from weaver_mindsdb.testing import LiveEnv, live
 
-from weaver.api.datasources import internal_name
 from weaver.app import create_app
+from weaver.naming import internal_name
 from weaver.settings import Settings
 
 pytestmark = live

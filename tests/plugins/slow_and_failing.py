@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from weaver import hookimpl
+from weaver.context import WeaverContext
 from weaver.types import HealthCheck
 
 
@@ -41,3 +42,24 @@ class ShutdownRecorder:
 
 fails_to_shut_down = ShutdownRecorder(fail=True)
 shuts_down = ShutdownRecorder(fail=False)
+
+
+class OrderProbe:
+    """Uses the embedded store from its own start-up and shutdown."""
+
+    def __init__(self) -> None:
+        self.saw_store_open: bool | None = None
+        self.store_open_at_shutdown: bool | None = None
+
+    @hookimpl
+    async def weaver_startup(self, context: WeaverContext) -> None:
+        assert context.host is not None
+        self.saw_store_open = await context.host.all_datasources() == []
+
+    @hookimpl
+    async def weaver_shutdown(self, context: WeaverContext) -> None:
+        assert context.host is not None
+        self.store_open_at_shutdown = await context.host.all_datasources() == []
+
+
+order_probe = OrderProbe()

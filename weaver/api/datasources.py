@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +15,7 @@ from weaver.context import secret_binding
 from weaver.errors import Conflict, NotFound, Unprocessable
 from weaver.host import Host
 from weaver.keys import HOST, SETTINGS, principal_of
+from weaver.naming import internal_name
 from weaver.netpolicy import check_targets
 from weaver.responses import json_response
 from weaver.routing import RouteTable
@@ -26,13 +26,6 @@ log = logging.getLogger(__name__)
 routes = RouteTable()
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
-
-
-def internal_name(tenant_id: str, name: str) -> str:
-    """The engine-side name: unique per tenant, so two tenants can both own `sales`,
-    and never guessable from the public name alone."""
-    digest = hashlib.sha256(tenant_id.encode()).hexdigest()[:12]
-    return f"w_{digest}_{name}"
 
 
 class DatasourceCreate(BaseModel):

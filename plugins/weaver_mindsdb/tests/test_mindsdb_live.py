@@ -29,9 +29,9 @@ from weaver_mindsdb.testing import (
     register_datasource,
 )
 
-from weaver.api.datasources import internal_name
 from weaver.errors import EngineFailed, EngineTimeout, Unavailable
 from weaver.host import Host
+from weaver.naming import internal_name
 from weaver.testing import running_host
 from weaver.testing.engine import EngineContract, prepare, principal_for, sample_statements
 from weaver.types import Datasource, QueryResult

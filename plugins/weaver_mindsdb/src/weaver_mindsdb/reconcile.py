@@ -21,14 +21,13 @@ from typing import Protocol
 
 from weaver.context import WeaverContext
 from weaver.errors import Problem
+from weaver.naming import is_internal_name
 from weaver.secrets import SecretsError
 from weaver.types import Datasource
 from weaver_mindsdb.service import MindsDB
 
 log = logging.getLogger(__name__)
 
-# Every internal name starts with this (see `weaver.api.datasources.internal_name`).
-INTERNAL_PREFIX = "w_"
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 60.0
 
@@ -96,7 +95,7 @@ async def reconcile(
         recreated.append(_label(datasource))
         log.info("recreated datasource %s in MindsDB", _label(datasource))
     known = {d.internal_name.lower() for d in datasources}
-    strays = sorted(n for n in existing if n.startswith(INTERNAL_PREFIX) and n not in known)
+    strays = sorted(n for n in existing if is_internal_name(n) and n not in known)
     if strays:
         log.warning(
             "MindsDB has %d database(s) named like Weaver's that no datasource owns "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from weaver.naming import INTERNAL_NAME_PATTERN
 from weaver.sql import internal_to_public
 from weaver.types import Datasource
 
@@ -27,9 +28,9 @@ _KEYED_SECRET = re.compile(
     r"""(?P<value>"[^"]*"|'[^']*'|[^\s,;)}]+)""",
     re.IGNORECASE,
 )
-# The shape of an internal name (see `weaver.api.datasources.internal_name`): anything of
-# it left after the known ones are replaced belongs to no datasource of this request.
-_INTERNAL_NAME = re.compile(r"\bw_[0-9a-f]{12}_[a-z0-9_]+\b", re.IGNORECASE)
+# Anything shaped like an internal name left after the known ones are replaced belongs to
+# no datasource of this request.
+_INTERNAL_NAME = INTERNAL_NAME_PATTERN
 
 
 def _mask_secret(text: str, secret: str) -> str:

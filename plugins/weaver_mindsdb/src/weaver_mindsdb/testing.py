@@ -23,9 +23,9 @@ import aiohttp
 import asyncpg
 import pytest
 
-from weaver.api.datasources import internal_name
 from weaver.context import secret_binding
 from weaver.host import Host
+from weaver.naming import internal_name
 from weaver.settings import Settings
 from weaver.testing import make_settings
 from weaver.types import Datasource
