@@ -15,7 +15,6 @@ import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from weaver.context import secret_binding
+from weaver.api.datasources import register
 from weaver.host import Host
-from weaver.naming import internal_name
 from weaver.settings import Settings
 from weaver.testing import make_settings
 from weaver.types import Datasource
@@ -141,30 +139,15 @@ async def register_datasource(
     engine: str = "postgres",
 ) -> Datasource:
     """What ``POST /api/datasources`` does: check, seal, record, then register."""
-    spec = await host.validate_connection(engine, connection)
-    assert spec is not None
-    now = datetime.now(UTC)
-    datasource = Datasource(
+    return await register(
+        host,
+        host.context.settings,
         tenant_id=tenant_id,
         name=name,
         engine=engine,
-        internal_name=internal_name(tenant_id, name),
-        connection=spec.public,
-        sealed_secrets=host.context.secrets.seal(
-            spec.secret, bound_to=secret_binding(tenant_id, name)
-        ),
-        secret_keys=sorted(spec.secret),
+        connection=connection,
         description=None,
-        created_at=now,
-        updated_at=now,
     )
-    await host.save_datasource(datasource, create=True)
-    try:
-        await host.register_datasource(datasource, {**spec.public, **spec.secret}, replace=False)
-    except BaseException:
-        await host.delete_datasource(tenant_id, name)
-        raise
-    return datasource
 
 
 def free_port() -> int:
