@@ -61,6 +61,17 @@ class Result:
     p50_ms: float
     p99_ms: float
 
+    @classmethod
+    def of(cls, latencies: list[float], elapsed: float) -> Result:
+        """Throughput and percentiles of one round: every request's latency, and the
+        round's wall time, in seconds."""
+        latencies = sorted(latencies)
+        return cls(
+            len(latencies) / elapsed,
+            latencies[len(latencies) // 2] * 1000,
+            latencies[int(len(latencies) * 0.99)] * 1000,
+        )
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -116,12 +127,7 @@ async def load(
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    latencies.sort()
-    return Result(
-        requests / elapsed,
-        latencies[len(latencies) // 2] * 1000,
-        latencies[int(len(latencies) * 0.99)] * 1000,
-    )
+    return Result.of(latencies, elapsed)
 
 
 def write_shop(path: Path) -> None:

@@ -109,12 +109,7 @@ async def hook_cost(settings: Settings, requests: int, concurrency: int) -> Resu
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    latencies.sort()
-    return Result(
-        requests / elapsed,
-        latencies[len(latencies) // 2] * 1000,
-        latencies[int(len(latencies) * 0.99)] * 1000,
-    )
+    return Result.of(latencies, elapsed)
 
 
 def print_table(title: str, results: dict[str, list[Result]]) -> None:
