@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import jwt
@@ -60,15 +61,16 @@ class TokenVerifier:
 
     def _decode(self, token: str) -> tuple[Principal, float, float]:
         try:
-            claims = jwt.decode(
-                token,
-                self._key,
-                algorithms=self._algorithms,
-                issuer=self._issuer,
-                audience=self._audience,
-                leeway=self._leeway,
-                options=self._options,
-            )
+            with _short_development_keys_allowed():
+                claims = jwt.decode(
+                    token,
+                    self._key,
+                    algorithms=self._algorithms,
+                    issuer=self._issuer,
+                    audience=self._audience,
+                    leeway=self._leeway,
+                    options=self._options,
+                )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("token has expired") from None
         except jwt.ImmatureSignatureError:
@@ -120,7 +122,14 @@ def mint_token(
         claims["iss"] = settings.jwt_issuer
     if settings.jwt_audience:
         claims["aud"] = settings.jwt_audience
-    with warnings.catch_warnings():
-        # The development default secret is short on purpose (production refuses it).
-        warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
+    with _short_development_keys_allowed():
         return jwt.encode(claims, settings.jwt_secret_key, algorithm=settings.jwt_algorithm)
+
+
+@contextmanager
+def _short_development_keys_allowed() -> Iterator[None]:
+    # The development default secret is short on purpose; production refuses short keys
+    # at start-up, so PyJWT's warning would only repeat that on every token.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
+        yield
