@@ -124,8 +124,9 @@ class TestSecretBox:
         old = SecretBox("old-key").seal({"password": "x"}, bound_to="t/ds")
         rotated = SecretBox("new-key", previous=["old-key"])
         assert rotated.open(old, bound_to="t/ds") == {"password": "x"}
-        assert rotated.needs_reseal(old)
-        assert not rotated.needs_reseal(rotated.seal({"a": 1}, bound_to="t/ds"))
+        # New values are sealed under the new key alone.
+        fresh = rotated.seal({"a": 1}, bound_to="t/ds")
+        assert SecretBox("new-key").open(fresh, bound_to="t/ds") == {"a": 1}
         with pytest.raises(SecretsError, match="not configured"):
             SecretBox("new-key").open(old, bound_to="t/ds")
 

@@ -47,10 +47,6 @@ class SecretBox:
             key = _derive(material)
             self._keys.setdefault(_key_id(key), key)
 
-    @property
-    def key_id(self) -> str:
-        return self._current_id
-
     def seal(self, secrets: dict[str, Any], *, bound_to: str) -> str:
         """Encrypt `secrets`; `bound_to` (tenant and name) is authenticated, not hidden,
         so a sealed value copied onto another record will not open."""
@@ -83,7 +79,3 @@ class SecretBox:
             raise SecretsError("sealed value failed authentication") from None
         result: dict[str, Any] = json.loads(plaintext)
         return result
-
-    def needs_reseal(self, sealed: str) -> bool:
-        """True for a value sealed under a previous key (rotate it on the next write)."""
-        return bool(sealed) and sealed.split(".", 2)[1] != self._current_id
