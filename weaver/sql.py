@@ -10,14 +10,15 @@ privileges) stay in place behind this: it is the first line, not the only one.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
 from weaver.errors import InvalidQuery, NotFound
-from weaver.types import Datasource
+from weaver.types import Datasource, PreparedQuery
 
 # Names of engine catalogs and projects, refused wherever a datasource name can appear:
 # MindsDB's projects and virtual databases, the SQL standard's and the servers' own
@@ -354,3 +355,36 @@ def internal_to_public(text: str, datasources: Iterable[Datasource]) -> str:
     alternatives = sorted(public_by_internal, key=len, reverse=True)
     pattern = re.compile("|".join(re.escape(name) for name in alternatives), re.IGNORECASE)
     return pattern.sub(lambda match: public_by_internal[match[0].lower()], text)
+
+
+_RenderKey = tuple[int, tuple[tuple[str, str], ...], int]
+
+
+class RenderCache:
+    """An engine's text of recent statements, rendered by ``render`` once each.
+
+    The core hands engines one shared, checked tree per distinct SQL text, so a query a
+    dashboard repeats need not be rewritten and rendered again. Entries are found by the
+    tree's identity (never by sqlglot's equality, which compares hashes), together with
+    the internal names it was rewritten to and the row limit. Each entry holds its tree,
+    so the identity cannot be reused by another tree while the entry lives (compiled
+    sqlglot trees take no weak references). Used from the event loop only.
+    """
+
+    def __init__(self, size: int, render: Callable[[PreparedQuery], str]) -> None:
+        self._size = size
+        self._render = render
+        self._entries: OrderedDict[_RenderKey, tuple[exp.Expression, str]] = OrderedDict()
+
+    def sql(self, query: PreparedQuery) -> str:
+        names = tuple(sorted((n, d.internal_name) for n, d in query.datasources.items()))
+        key = (id(query.statement), names, query.limit)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is query.statement:
+            self._entries.move_to_end(key)
+            return entry[1]
+        text = self._render(query)
+        self._entries[key] = (query.statement, text)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return text

@@ -32,7 +32,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -41,12 +40,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from sqlglot import exp
-
 from weaver import hookimpl
 from weaver.context import WeaverContext
 from weaver.errors import EngineFailed, EngineTimeout, InvalidQuery, Unprocessable
-from weaver.sql import internal_to_public, to_internal_names, with_limit
+from weaver.sql import RenderCache, internal_to_public, to_internal_names, with_limit
 from weaver.types import (
     Column,
     ColumnRef,
@@ -84,7 +81,7 @@ BUSY_TIMEOUT_SECONDS = 1.0
 INLINE_BUDGET_SECONDS = 0.002
 # Idle query connections kept with their files attached, by exactly the set they have.
 IDLE_CONNECTIONS = 32
-# Rendered statements kept for reuse (see `_RenderedQueries`).
+# Rendered statements kept for reuse (see `weaver.sql.RenderCache`).
 RENDERED_QUERIES = 1024
 # The largest string or blob a tenant query may build (SQLite's default is 1 GB, which a
 # `randomblob()` per worker thread would turn into gigabytes of memory).
@@ -198,39 +195,10 @@ class _Pool:
         return len(self._idle)
 
 
-_RenderKey = tuple[int, tuple[tuple[str, str], ...], int]
-
-
-class _RenderedQueries:
-    """The SQLite text of recent statements.
-
-    The core hands engines one shared, checked tree per distinct SQL text, so a query a
-    dashboard repeats is rewritten and rendered once. Entries are found by the tree's
-    identity (never by sqlglot's equality, which compares hashes), together with the
-    internal names it was rewritten to and the row limit. Each entry holds its tree, so
-    the identity cannot be reused by another tree while the entry lives (compiled sqlglot
-    trees take no weak references). Used from the event loop only.
-    """
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._entries: OrderedDict[_RenderKey, tuple[exp.Expression, str]] = OrderedDict()
-
-    def sql(self, query: PreparedQuery) -> str:
-        names = tuple(sorted((n, d.internal_name) for n, d in query.datasources.items()))
-        key = (id(query.statement), names, query.limit)
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] is query.statement:
-            self._entries.move_to_end(key)
-            return entry[1]
-        # One copy of the tenant's tree, made by the rewrite; the rest works on that copy.
-        statement = to_internal_names(query.statement, query.datasources, schema_as_catalog=False)
-        limited = with_limit(statement, query.limit + 1, copy=False)
-        sql = limited.sql(dialect=DIALECT, copy=False)
-        self._entries[key] = (query.statement, sql)
-        if len(self._entries) > self._size:
-            self._entries.popitem(last=False)
-        return sql
+def _render(query: PreparedQuery) -> str:
+    # One copy of the tenant's tree, made by the rewrite; the rest works on that copy.
+    statement = to_internal_names(query.statement, query.datasources, schema_as_catalog=False)
+    return with_limit(statement, query.limit + 1, copy=False).sql(dialect=DIALECT, copy=False)
 
 
 @dataclass
@@ -241,7 +209,7 @@ class _EngineState:
     )
     running: set[_Run] = field(default_factory=set)
     pool: _Pool = field(default_factory=lambda: _Pool(IDLE_CONNECTIONS))
-    rendered: _RenderedQueries = field(default_factory=lambda: _RenderedQueries(RENDERED_QUERIES))
+    rendered: RenderCache = field(default_factory=lambda: RenderCache(RENDERED_QUERIES, _render))
 
 
 def _state(context: WeaverContext) -> _EngineState:

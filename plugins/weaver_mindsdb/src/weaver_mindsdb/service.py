@@ -41,12 +41,27 @@ log = logging.getLogger(__name__)
 DIALECT = "mysql"
 
 
+# Rendered statements kept for reuse (see `weaver.sql.RenderCache`).
+RENDERED_QUERIES = 1024
+
+
+def render(query: PreparedQuery) -> str:
+    """MindsDB's text of a checked statement, verified by MindsDB's own parser."""
+    statement = sql.to_internal_names(query.statement, query.datasources)
+    # One row more than asked for tells whether there were more. It also bounds what
+    # MindsDB sends back, though not what it reads from the sources for a join.
+    rendered = sql.with_limit(statement, query.limit + 1, copy=False).sql(dialect=DIALECT)
+    verify_rendered(rendered, [d.internal_name for d in query.datasources.values()])
+    return rendered
+
+
 class MindsDB:
     """One MindsDB server as Weaver's query engine."""
 
     def __init__(self, context: WeaverContext, client: MindsDBClient) -> None:
         self.context = context
         self.client = client
+        self.rendered = sql.RenderCache(RENDERED_QUERIES, render)
 
     @property
     def timeout(self) -> float:
@@ -171,11 +186,7 @@ class MindsDB:
 
     async def execute(self, query: PreparedQuery) -> QueryResult:
         datasources = list(query.datasources.values())
-        statement = sql.to_internal_names(query.statement, query.datasources)
-        # One row more than asked for tells whether there were more. It also bounds what
-        # MindsDB sends back, though not what it reads from the sources for a join.
-        rendered = sql.with_limit(statement, query.limit + 1).sql(dialect=DIALECT)
-        verify_rendered(rendered, [d.internal_name for d in datasources])
+        rendered = self.rendered.sql(query)
         table = await self._run(rendered, seconds=query.timeout_seconds, datasources=datasources)
         if table is None:
             raise EngineFailed("the query engine answered a query without rows")
