@@ -7,6 +7,7 @@ the ``test`` extra (pytest, asyncpg).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -171,12 +172,12 @@ def mindsdb_python() -> Path:
 
 
 def _start_mindsdb(
-    storage: Path, username: str, password: str
+    storage: Path, username: str, password: str, port: int | None
 ) -> tuple[subprocess.Popen[bytes], str]:
     python = mindsdb_python()
     if not python.exists():
         pytest.fail(f"no MindsDB at {python}: run scripts/services.sh up mindsdb first")
-    port = free_port()
+    port = port or free_port()
     storage.mkdir(parents=True, exist_ok=True)
     config = storage / "config.json"
     config.write_text(
@@ -205,23 +206,50 @@ def _start_mindsdb(
     return process, f"http://127.0.0.1:{port}"
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from /proc: MindsDB's API processes start sessions of
+    their own, so its process group does not hold them all."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, pending = [], [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
 def _stop_mindsdb(process: subprocess.Popen[bytes]) -> None:
-    # MindsDB starts helper processes; its session's process group holds them all.
+    tree = _descendants(process.pid)
     os.killpg(process.pid, signal.SIGTERM)
     try:
         process.wait(30)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @asynccontextmanager
 async def private_mindsdb(
-    storage: Path, *, username: str, password: str, startup_seconds: float = 180.0
+    storage: Path,
+    *,
+    username: str,
+    password: str,
+    startup_seconds: float = 180.0,
+    port: int | None = None,
 ) -> AsyncIterator[str]:
-    """A MindsDB of the test's own with HTTP auth on, on a free loopback port; yields its
-    URL and stops it afterwards."""
-    process, url = await asyncio.to_thread(_start_mindsdb, storage, username, password)
+    """A MindsDB of the test's own with HTTP auth on, on ``port`` (a free loopback port by
+    default); yields its URL and stops it afterwards. Started again with the same storage
+    and port, it is the same server restarted."""
+    process, url = await asyncio.to_thread(_start_mindsdb, storage, username, password, port)
     try:
         await _wait_for_status(url, process, startup_seconds)
         yield url
