@@ -26,7 +26,15 @@ from urllib.parse import unquote, urlsplit
 import jwt
 import pytest
 from aiohttp.test_utils import TestClient
-from weaver_mindsdb.testing import LiveEnv, live
+from weaver_mindsdb.testing import (
+    LiveEnv,
+    execute,
+    fetch,
+    integer_key,
+    live,
+    user_schema,
+    user_tables,
+)
 
 from weaver.app import create_app
 from weaver.naming import internal_name
@@ -40,11 +48,6 @@ METADATA_PLUGINS = {"pg": "WEAVER_METADATA_PG_MODE", "neo4j": "WEAVER_METADATA_E
 
 Client = TestClient[Any, Any]
 ClientFactory = Callable[..., Awaitable[Client]]
-
-
-def user_schema(column: str) -> str:
-    """SQL true for the schemas a PostgreSQL catalog holds for its users, not itself."""
-    return f"{column} <> 'information_schema' AND left({column}, 3) <> 'pg_'"
 
 
 # --- environment and app ------------------------------------------------------------------
@@ -172,53 +175,8 @@ async def scratch(env: LiveEnv) -> AsyncIterator[Scratch]:
 # --- reading the sources directly ---------------------------------------------------------
 
 
-async def fetch(env: LiveEnv, database: str, sql: str) -> list[Any]:
-    connection = await env.pg(database)
-    try:
-        return list(await connection.fetch(sql))
-    finally:
-        await connection.close()
-
-
-async def execute(env: LiveEnv, database: str, *statements: str) -> None:
-    connection = await env.pg(database)
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 async def scalar(env: LiveEnv, database: str, sql: str) -> Any:
     return (await fetch(env, database, sql))[0][0]
-
-
-async def base_tables(env: LiveEnv, database: str) -> list[tuple[str, str]]:
-    rows = await fetch(
-        env,
-        database,
-        "SELECT table_schema, table_name FROM information_schema.tables "
-        f"WHERE table_type = 'BASE TABLE' AND {user_schema('table_schema')} ORDER BY 1, 2",
-    )
-    assert rows, f"{database} has no tables"
-    return [(r[0], r[1]) for r in rows]
-
-
-async def integer_key(env: LiveEnv, database: str) -> tuple[str, str, str]:
-    """A table with a one-column integer primary key: (schema, table, column)."""
-    rows = await fetch(
-        env,
-        database,
-        "SELECT k.table_schema, k.table_name, min(k.column_name) "
-        "FROM information_schema.table_constraints AS tc "
-        "JOIN information_schema.key_column_usage AS k "
-        "USING (constraint_schema, constraint_name, table_schema, table_name) "
-        "JOIN information_schema.columns AS c USING (table_schema, table_name, column_name) "
-        "WHERE tc.constraint_type = 'PRIMARY KEY' GROUP BY 1, 2 "
-        "HAVING count(*) = 1 AND bool_and(c.data_type IN ('integer', 'bigint')) ORDER BY 1, 2",
-    )
-    assert rows, f"{database} has no table with an integer primary key"
-    return rows[0][0], rows[0][1], rows[0][2]
 
 
 async def run_sql(
@@ -293,7 +251,7 @@ async def test_queries_run_on_mindsdb(
     status = await api.get("/api/query/status", headers=auth(tenant))
     assert (await status.json())["engine"] == "mindsdb"
 
-    for schema, table in await base_tables(env, env.database):
+    for schema, table in await user_tables(env, env.database):
         expected = await scalar(env, env.database, f'SELECT count(*) FROM "{schema}"."{table}"')
         code, body = await run_sql(
             api, auth(tenant), f"SELECT count(*) AS n FROM sales.{schema}.{table}"
@@ -364,7 +322,7 @@ async def test_writes_system_databases_and_native_queries_are_400(
 ) -> None:
     tenant = tenants[0]
     await create(tenant, "sales", env.database)
-    schema, table = (await base_tables(env, env.database))[0]
+    schema, table = (await user_tables(env, env.database))[0]
     before = await scalar(env, env.database, f'SELECT count(*) FROM "{schema}"."{table}"')
     for sql in (
         f"DELETE FROM sales.{schema}.{table}",
@@ -393,7 +351,7 @@ async def test_a_slow_query_is_504(
 ) -> None:
     tenant = tenants[0]
     await create(tenant, "sales", env.database)
-    schema, table = (await base_tables(env, env.database))[0]
+    schema, table = (await user_tables(env, env.database))[0]
     code, body = await run_sql(
         api,
         auth(tenant),
@@ -541,7 +499,7 @@ async def test_tenants_see_only_their_own(
         d["name"] for d in (await (await api.get("/api/datasources", headers=b)).json())["items"]
     ]
     assert names == ["mine"]
-    schema, table = (await base_tables(env, env.database))[0]
+    schema, table = (await user_tables(env, env.database))[0]
     code, body = await run_sql(api, b, f"SELECT count(*) FROM sales.{schema}.{table}")
     assert code == 404, body
     assert (await api.get("/api/v1/metadata/datasources/sales/snapshots", headers=b)).status == 404

@@ -23,10 +23,16 @@ from weaver_mindsdb.reconcile import reconcile
 from weaver_mindsdb.testing import (
     LiveEnv,
     Register,
+    count_rows,
+    execute,
+    fetch,
     free_port,
+    integer_key,
     live,
     private_mindsdb,
     register_datasource,
+    user_schema,
+    user_tables,
 )
 
 from weaver.errors import EngineFailed, EngineTimeout, Unavailable
@@ -41,66 +47,11 @@ pytestmark = live
 Scratch = Callable[[str], Awaitable[str]]
 
 
-def user_schema(column: str) -> str:
-    """SQL true for the schemas a PostgreSQL catalog holds for its users, not itself."""
-    return f"{column} <> 'information_schema' AND left({column}, 3) <> 'pg_'"
-
-
 async def query(host: Host, datasources: list[Datasource], sql: str, **options: Any) -> QueryResult:
     prepared = prepare(host, sql, datasources, **options)
     result = await host.execute_query(principal_for(datasources[0]), prepared)
     assert result is not None
     return result
-
-
-async def fetch(env: LiveEnv, database: str, sql: str, *args: Any) -> list[Any]:
-    connection = await env.pg(database)
-    try:
-        return list(await connection.fetch(sql, *args))
-    finally:
-        await connection.close()
-
-
-async def execute(env: LiveEnv, database: str, *statements: str) -> None:
-    connection = await env.pg(database)
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-async def user_tables(env: LiveEnv, database: str) -> list[tuple[str, str]]:
-    rows = await fetch(
-        env,
-        database,
-        "SELECT table_schema, table_name FROM information_schema.tables "
-        f"WHERE table_type = 'BASE TABLE' AND {user_schema('table_schema')} ORDER BY 1, 2",
-    )
-    assert rows, f"{database} has no tables to test with"
-    return [(r[0], r[1]) for r in rows]
-
-
-async def count_rows(env: LiveEnv, database: str, schema: str, table: str) -> int:
-    (row,) = await fetch(env, database, f'SELECT count(*) FROM "{schema}"."{table}"')
-    return int(row[0])
-
-
-async def integer_key(env: LiveEnv, database: str) -> tuple[str, str, str]:
-    """A sample table with a one-column integer primary key: (schema, table, column)."""
-    keys = await fetch(
-        env,
-        database,
-        "SELECT k.table_schema, k.table_name, min(k.column_name) "
-        "FROM information_schema.table_constraints AS tc "
-        "JOIN information_schema.key_column_usage AS k "
-        "USING (constraint_schema, constraint_name, table_schema, table_name) "
-        "JOIN information_schema.columns AS c USING (table_schema, table_name, column_name) "
-        "WHERE tc.constraint_type = 'PRIMARY KEY' GROUP BY 1, 2 "
-        "HAVING count(*) = 1 AND bool_and(c.data_type IN ('integer', 'bigint')) ORDER BY 1, 2",
-    )
-    assert keys, f"{database} has no table with an integer primary key"
-    return keys[0][0], keys[0][1], keys[0][2]
 
 
 async def create_directly(env: LiveEnv, name: str, database: str) -> None:

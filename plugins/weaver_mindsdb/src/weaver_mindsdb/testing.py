@@ -270,3 +270,62 @@ async def _wait_for_status(url: str, process: subprocess.Popen[bytes], seconds: 
                 pass
             await asyncio.sleep(0.5)
     pytest.fail(f"the private MindsDB did not answer within {seconds:g}s")
+
+
+# --- reading the sample databases directly, to check what MindsDB reports ---------------
+
+
+def user_schema(column: str) -> str:
+    """SQL true for the schemas a PostgreSQL catalog holds for its users, not itself."""
+    return f"{column} <> 'information_schema' AND left({column}, 3) <> 'pg_'"
+
+
+async def fetch(env: LiveEnv, database: str, sql: str, *args: Any) -> list[Any]:
+    connection = await env.pg(database)
+    try:
+        return list(await connection.fetch(sql, *args))
+    finally:
+        await connection.close()
+
+
+async def execute(env: LiveEnv, database: str, *statements: str) -> None:
+    connection = await env.pg(database)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def user_tables(env: LiveEnv, database: str) -> list[tuple[str, str]]:
+    """Every base table of the database's own schemas: (schema, table), sorted."""
+    rows = await fetch(
+        env,
+        database,
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        f"WHERE table_type = 'BASE TABLE' AND {user_schema('table_schema')} ORDER BY 1, 2",
+    )
+    assert rows, f"{database} has no tables to test with"
+    return [(r[0], r[1]) for r in rows]
+
+
+async def count_rows(env: LiveEnv, database: str, schema: str, table: str) -> int:
+    (row,) = await fetch(env, database, f'SELECT count(*) FROM "{schema}"."{table}"')
+    return int(row[0])
+
+
+async def integer_key(env: LiveEnv, database: str) -> tuple[str, str, str]:
+    """A sample table with a one-column integer primary key: (schema, table, column)."""
+    keys = await fetch(
+        env,
+        database,
+        "SELECT k.table_schema, k.table_name, min(k.column_name) "
+        "FROM information_schema.table_constraints AS tc "
+        "JOIN information_schema.key_column_usage AS k "
+        "USING (constraint_schema, constraint_name, table_schema, table_name) "
+        "JOIN information_schema.columns AS c USING (table_schema, table_name, column_name) "
+        "WHERE tc.constraint_type = 'PRIMARY KEY' GROUP BY 1, 2 "
+        "HAVING count(*) = 1 AND bool_and(c.data_type IN ('integer', 'bigint')) ORDER BY 1, 2",
+    )
+    assert keys, f"{database} has no table with an integer primary key"
+    return keys[0][0], keys[0][1], keys[0][2]
