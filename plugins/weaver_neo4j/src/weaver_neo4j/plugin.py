@@ -74,6 +74,8 @@ def neo4j_driver(settings: Settings) -> AsyncDriver:
         connection_acquisition_timeout=2 * CONNECT_TIMEOUT_SECONDS,
         max_transaction_retry_time=RETRY_SECONDS,
         telemetry_disabled=True,
+        # "Constraint already exists" and the like on every start are not news.
+        notifications_min_severity="WARNING",
     )
 
 
