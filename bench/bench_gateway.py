@@ -62,6 +62,15 @@ class Result:
     p99_ms: float
 
     @classmethod
+    def median(cls, rounds: list[Result]) -> Result:
+        """The median of each figure over several rounds."""
+        return cls(
+            statistics.median(r.requests_per_second for r in rounds),
+            statistics.median(r.p50_ms for r in rounds),
+            statistics.median(r.p99_ms for r in rounds),
+        )
+
+    @classmethod
     def of(cls, latencies: list[float], elapsed: float) -> Result:
         """Throughput and percentiles of one round: every request's latency, and the
         round's wall time, in seconds."""
@@ -142,12 +151,17 @@ def write_shop(path: Path) -> None:
     db.close()
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def load_arguments(doc: str | None) -> argparse.Namespace:
+    """The load generator's knobs, the same for every HTTP benchmark."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+async def main() -> None:
+    args = load_arguments(__doc__)
 
     workdir = Path(tempfile.mkdtemp(prefix="weaver-bench-"))
     env = {
@@ -219,14 +233,7 @@ async def main() -> None:
                         runs[label].append(
                             await load(base, scenario, headers, args.requests, args.concurrency)
                         )
-            medians = {
-                label: Result(
-                    statistics.median(r.requests_per_second for r in results),
-                    statistics.median(r.p50_ms for r in results),
-                    statistics.median(r.p99_ms for r in results),
-                )
-                for label, results in runs.items()
-            }
+            medians = {label: Result.median(results) for label, results in runs.items()}
             for label, result in medians.items():
                 print(
                     f"{scenario.name:<28} {label:<8} {result.requests_per_second:>9.0f} "

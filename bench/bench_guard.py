@@ -16,11 +16,9 @@ request are at most that.)
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -29,7 +27,15 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import aiohttp
-from bench_gateway import Result, Scenario, free_port, load, process, wait_until_up
+from bench_gateway import (
+    Result,
+    Scenario,
+    free_port,
+    load,
+    load_arguments,
+    process,
+    wait_until_up,
+)
 from weaver_redis_guard.testing import RedisServer, commands_sent
 
 from weaver import hookimpl
@@ -116,19 +122,15 @@ def print_table(title: str, results: dict[str, list[Result]]) -> None:
     print(title)
     print(f"{'guard':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for name, rounds in results.items():
+        result = Result.median(rounds)
         print(
-            f"{name:<10} {statistics.median(r.requests_per_second for r in rounds):>9.0f} "
-            f"{statistics.median(r.p50_ms for r in rounds):>8.2f} "
-            f"{statistics.median(r.p99_ms for r in rounds):>8.2f}"
+            f"{name:<10} {result.requests_per_second:>9.0f} "
+            f"{result.p50_ms:>8.2f} {result.p99_ms:>8.2f}"
         )
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    args = load_arguments(__doc__)
 
     workdir = Path(tempfile.mkdtemp(prefix="weaver-bench-guard-"))
     redis_server = RedisServer(workdir / "redis")
