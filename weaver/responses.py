@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from weaver.errors import Problem
@@ -13,7 +14,13 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
 def dumps(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact UTF-8 JSON. orjson writes a typical answer ten times faster than the
+    standard library; integers beyond 64 bits (which an engine may return) are left to
+    the standard library, which writes any integer."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def json_response(

@@ -7,11 +7,11 @@ OpenAPI document, so the two cannot drift apart.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
@@ -99,7 +99,7 @@ async def read_json(request: web.Request) -> Any:
     if not raw.strip():
         raise BadRequest("a JSON body is required")
     try:
-        return json.loads(raw)
+        return orjson.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("the body is not valid JSON") from None
 

@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from weaver import codec, hookimpl
 from weaver.context import WeaverContext
 from weaver.errors import Conflict, NotFound, Unavailable
@@ -313,9 +315,9 @@ def _datasource(row: Row) -> Datasource:
         name=row[1],
         engine=row[2],
         internal_name=row[3],
-        connection=json.loads(row[4]),
+        connection=orjson.loads(row[4]),
         sealed_secrets=row[5],
-        secret_keys=json.loads(row[6]),
+        secret_keys=orjson.loads(row[6]),
         description=row[7],
         created_at=datetime.fromisoformat(row[8]),
         updated_at=datetime.fromisoformat(row[9]),
