@@ -74,6 +74,19 @@ def _check(text: str, dialect: str | None) -> tuple[exp.Expression, tuple[str, .
 _cached_check = functools.lru_cache(maxsize=1024)(_check)
 
 
+# Values orjson writes exactly as `jsonable` would return them; floats are not among them,
+# since NaN and the infinities need a string.
+_NATIVE_TYPES = frozenset({int, str, bool, type(None)})
+
+
+def jsonable_row(row: list[Any]) -> list[Any]:
+    """``row`` ready for the JSON writer: most rows hold only native values, and are
+    checked for that in one pass instead of converting every value."""
+    if _NATIVE_TYPES.issuperset(map(type, row)):
+        return row
+    return [jsonable(v) for v in row]
+
+
 def jsonable(value: Any) -> Any:
     """Engine values as JSON-native ones; exact types travel as strings."""
     if value is None or isinstance(value, bool | int | str):
@@ -137,7 +150,7 @@ async def run_query(request: web.Request, body: QueryRequest) -> web.StreamRespo
             time.perf_counter() - started
         )
     elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
-    rows = [[jsonable(v) for v in row] for row in result.rows]
+    rows = [jsonable_row(row) for row in result.rows]
     return json_response(
         {
             "columns": [{"name": c.name, "type": c.type} for c in result.columns],
