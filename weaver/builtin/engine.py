@@ -30,6 +30,7 @@ import asyncio
 import math
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -113,7 +114,17 @@ def _inside_root(root: str, path: object) -> str:
         raise _PathRefused("must not contain NUL characters")
     if os.path.isabs(path):
         raise _PathRefused("must be relative to WEAVER_SQLITE_ROOT")
-    resolved = os.path.realpath(os.path.join(root, path))
+    joined = os.path.join(root, path)
+    # Checked on every query, so the common case is cheap: a regular file (not a link)
+    # directly in the resolved root is already its own real path. One lstat instead of
+    # resolving every component of the root again.
+    if os.sep not in path and path not in (os.curdir, os.pardir):
+        try:
+            if stat.S_ISREG(os.lstat(joined).st_mode):
+                return joined
+        except OSError:
+            pass
+    resolved = os.path.realpath(joined)
     if not resolved.startswith(root + os.sep):
         raise _PathRefused("must stay inside WEAVER_SQLITE_ROOT")
     return resolved
@@ -488,7 +499,8 @@ def _run_query(
     try:
         # Idle connections do not wait for locks (they serve the loop); a worker may.
         _busy_timeout(attached, int(BUSY_TIMEOUT_SECONDS * 1000))
-        rows, names = _fetch(run, attached, sql, limit)
+        with run.interruptible(attached.connection):
+            rows, names = _fetch(attached, sql, limit)
         _busy_timeout(attached, 0)
     except BaseException:
         attached.connection.close()
@@ -498,18 +510,19 @@ def _run_query(
 
 
 def _fetch(
-    run: _Run, attached: _QueryConnection, sql: str, limit: int
+    attached: _QueryConnection, sql: str, limit: int
 ) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """Up to ``limit + 1`` rows and the column names; the caller has made the connection
+    stoppable."""
     attached.authorizer.refused = False
     try:
-        with run.interruptible(attached.connection) as connection:
-            cursor = connection.execute(sql)
-            try:
-                rows = cursor.fetchmany(limit + 1)
-                names = [description[0] for description in cursor.description or ()]
-            finally:
-                # Ends the read transaction, so an idle connection holds no lock.
-                cursor.close()
+        cursor = attached.connection.execute(sql)
+        try:
+            rows = cursor.fetchmany(limit + 1)
+            names = [description[0] for description in cursor.description or ()]
+        finally:
+            # Ends the read transaction, so an idle connection holds no lock.
+            cursor.close()
     except sqlite3.DatabaseError:
         if attached.authorizer.refused:
             raise InvalidQuery("only reads may be run: the engine refused this statement") from None
@@ -528,12 +541,15 @@ def _run_inline(pool: _Pool, files: Mapping[str, str], sql: str, limit: int) -> 
     attached = pool.take(_attachment_key(files))
     if attached is None:
         return None
-    run = _Run(INLINE_BUDGET_SECONDS)
     connection = attached.connection
+    # Only the deadline stops an inline run (nothing else can reach it while it holds the
+    # loop), so it needs no `_Run`.
+    deadline = time.monotonic() + INLINE_BUDGET_SECONDS
+    connection.set_progress_handler(lambda: time.monotonic() >= deadline, PROGRESS_STEPS)
     try:
         # Idle connections wait for no lock (see `_run_query`): a lock fails at once here
         # and the query is retried in a worker, so the loop never waits on another process.
-        rows, names = _fetch(run, attached, sql, limit)
+        rows, names = _fetch(attached, sql, limit)
     except sqlite3.OperationalError as error:
         if error.sqlite_errorcode in _RETRY_IN_WORKER:
             pool.give(attached)
