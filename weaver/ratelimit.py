@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from weaver.errors import Conflict, RateLimited, Unprocessable
 from weaver.settings import RateLimit
@@ -49,20 +50,19 @@ class Gcra:
 
     limit: int
     window_us: int
+    # Derived once: every request of every caller needs them.
+    interval_us: int = field(init=False)
+    burst_us: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Time one request costs: the window divided by the limit, rounded up.
+        object.__setattr__(self, "interval_us", -(-self.window_us // self.limit))
+        # How far the TAT may run ahead of now: exactly ``limit`` requests' worth.
+        object.__setattr__(self, "burst_us", self.limit * self.interval_us)
 
     @classmethod
     def from_policy(cls, policy: RateLimit) -> Gcra:
         return cls(policy.requests, policy.window_seconds * MICROSECONDS)
-
-    @property
-    def interval_us(self) -> int:
-        """Time one request costs: the window divided by the limit, rounded up."""
-        return -(-self.window_us // self.limit)
-
-    @property
-    def burst_us(self) -> int:
-        """How far the TAT may run ahead of now: exactly ``limit`` requests' worth."""
-        return self.limit * self.interval_us
 
     def check(self, tat_us: int | None, now_us: int) -> Verdict:
         """Admit or refuse one request given the caller's stored TAT (``None``: none)."""
@@ -70,25 +70,12 @@ class Gcra:
         new_tat = base + self.interval_us
         debt = new_tat - now_us
         if debt > self.burst_us:
-            return Verdict(
-                allowed=False,
-                remaining=0,
-                reset_us=base - now_us,
-                retry_after_us=debt - self.burst_us,
-                tat_us=base,
-            )
-        return Verdict(
-            allowed=True,
-            remaining=(self.burst_us - debt) // self.interval_us,
-            reset_us=debt,
-            retry_after_us=0,
-            tat_us=new_tat,
-        )
+            return Verdict(False, 0, base - now_us, debt - self.burst_us, base)
+        return Verdict(True, (self.burst_us - debt) // self.interval_us, debt, 0, new_tat)
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The outcome of one check.
+class Verdict(NamedTuple):
+    """The outcome of one check (a tuple: one is made on every request).
 
     ``reset_us`` is how long until the full allowance is back; ``retry_after_us`` how long
     a refused caller must wait for one request; ``tat_us`` the TAT to keep (it expires by
@@ -111,9 +98,14 @@ def rate_limit_headers(policy: RateLimit, verdict: Verdict) -> dict[str, str]:
     """The IETF httpapi ratelimit-headers fields, in their structured-field form:
     ``RateLimit-Policy: "default";q=600;w=60`` and ``RateLimit: "default";r=599;t=1``."""
     return {
-        "RateLimit-Policy": f'"{POLICY_NAME}";q={policy.requests};w={policy.window_seconds}',
+        "RateLimit-Policy": _policy_field(policy.requests, policy.window_seconds),
         "RateLimit": f'"{POLICY_NAME}";r={verdict.remaining};t={whole_seconds(verdict.reset_us)}',
     }
+
+
+@functools.lru_cache(maxsize=16)
+def _policy_field(requests: int, window_seconds: int) -> str:
+    return f'"{POLICY_NAME}";q={requests};w={window_seconds}'
 
 
 def enforce(policy: RateLimit, verdict: Verdict) -> dict[str, str]:
