@@ -135,7 +135,8 @@ def delete_datasource(context: WeaverContext, tenant_id: str, name: str) -> bool
 @hookspec
 def sql_dialect(context: WeaverContext) -> str | None:
     """The sqlglot dialect the engine reads (``"sqlite"``, ``"mysql"``, …); the core
-    parses tenant SQL with it. Rule: owner. Sync only. ``None``: the generic dialect."""
+    parses tenant SQL with it. Rule: owner. Sync only, asked once. ``None``: the generic
+    dialect."""
 
 
 @hookspec

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("weaver.host")
 T = TypeVar("T")
 
+_UNKNOWN = object()
+
 # Hooks where every implementation is called; every other hook has a single owner.
 EACH_HOOKS = frozenset({"weaver_startup", "weaver_shutdown", "check_health", "delete_metadata"})
 
@@ -80,6 +82,7 @@ class Host:
         self.traced = tracing_active()
         # Plugins do not change once the manager is built, so owners are resolved once.
         self._owners: dict[str, pluggy.HookImpl] = {}
+        self._dialect: object = _UNKNOWN
         for name in pm.hook.__dict__:
             caller = getattr(pm.hook, name)
             if isinstance(caller, pluggy.HookCaller) and name not in EACH_HOOKS:
@@ -212,11 +215,14 @@ class Host:
         return self.owner_of("execute_query")
 
     def sql_dialect(self) -> str | None:
-        impl = self._owners.get("sql_dialect")
-        if impl is None:
-            return None
-        kwargs = {"context": self.context}
-        return cast("str | None", impl.function(*[kwargs[a] for a in impl.argnames]))
+        # Asked on every query; the owner and so its answer never change.
+        if self._dialect is _UNKNOWN:
+            impl = self._owners.get("sql_dialect")
+            kwargs = {"context": self.context}
+            self._dialect = (
+                None if impl is None else impl.function(*[kwargs[a] for a in impl.argnames])
+            )
+        return cast("str | None", self._dialect)
 
     async def validate_connection(
         self, engine: str, connection: dict[str, object]

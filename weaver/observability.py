@@ -75,6 +75,7 @@ class Metrics:
             multiprocess_mode="livemax",
         )
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._query_children: dict[tuple[str, str], Any] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         # `labels()` takes a lock and builds a key on every call; the children of a route
@@ -88,6 +89,13 @@ class Metrics:
             )
         children[0].inc()
         children[1].observe(seconds)
+
+    def observe_query(self, engine: str, outcome: str, seconds: float) -> None:
+        key = (engine, outcome)
+        child = self._query_children.get(key)
+        if child is None:
+            child = self._query_children[key] = self.query_latency.labels(engine, outcome)
+        child.observe(seconds)
 
     def exposition(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -146,9 +146,7 @@ async def run_query(request: web.Request, body: QueryRequest) -> web.StreamRespo
         outcome = problem.type_slug
         raise
     finally:
-        request.app[METRICS].query_latency.labels(engine, outcome).observe(
-            time.perf_counter() - started
-        )
+        request.app[METRICS].observe_query(engine, outcome, time.perf_counter() - started)
     elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
     rows = [jsonable_row(row) for row in result.rows]
     return json_response(

@@ -27,6 +27,7 @@ Choices worth knowing:
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import os
 import sqlite3
@@ -573,12 +574,17 @@ def _busy_timeout(attached: _QueryConnection, milliseconds: int) -> None:
 
 def _result(rows: list[tuple[Any, ...]], names: list[str], limit: int) -> QueryResult:
     truncated = len(rows) > limit
-    rows = rows[:limit]
-    columns = [
-        ResultColumn(name, kind)
-        for name, kind in zip(names, _column_types(len(names), rows), strict=True)
-    ]
-    return QueryResult(columns=columns, rows=[list(row) for row in rows], truncated=truncated)
+    if truncated:
+        rows = rows[:limit]
+    columns = _columns(tuple(names), tuple(_column_types(len(names), rows)))
+    return QueryResult(list(columns), [list(row) for row in rows], truncated)
+
+
+# A dashboard's queries answer the same columns again and again; the (frozen) column
+# records are made once.
+@functools.lru_cache(maxsize=RENDERED_QUERIES)
+def _columns(names: tuple[str, ...], kinds: tuple[str, ...]) -> tuple[ResultColumn, ...]:
+    return tuple(ResultColumn(name, kind) for name, kind in zip(names, kinds, strict=True))
 
 
 @hookimpl(trylast=True)
