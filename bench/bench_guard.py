@@ -11,7 +11,7 @@ server, which nothing else talks to: the target is one for a read and two for an
 idempotent write. (Concurrent requests share pipelines, so network round trips per
 request are at most that.)
 
-    python bench/bench_guard.py [--requests 3000] [--concurrency 16] [--rounds 3]
+    python bench/bench_guard.py [--requests 2000] [--concurrency 16] [--rounds 5]
 """
 
 from __future__ import annotations
