@@ -81,6 +81,30 @@ async def test_hosts_sharing_a_directory_see_each_others_writes(tmp_path: Path) 
         assert await first.list_datasources("acme", Page(10)) == []
 
 
+async def test_a_remembered_datasource_is_read_again_after_any_change(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    async with running_host(settings) as first, running_host(settings) as second:
+        await first.save_datasource(make_datasource("acme", "sales"), create=True)
+        remembered = await first.get_datasource("acme", "sales")
+        assert remembered is not None
+        assert await first.get_datasource("acme", "sales") is remembered
+
+        # Changed by another host on the same file...
+        changed = make_datasource("acme", "sales", description="changed by the second")
+        await second.save_datasource(changed, create=False)
+        assert await first.get_datasource("acme", "sales") == changed
+
+        # ...and by a connection outside Weaver, as another process would.
+        with sqlite3.connect(tmp_path / DB_FILE) as db:
+            db.execute("UPDATE datasources SET description = 'changed outside'")
+        db.close()
+        seen = await first.get_datasource("acme", "sales")
+        assert seen is not None and seen.description == "changed outside"
+
+        await second.delete_datasource("acme", "sales")
+        assert await first.get_datasource("acme", "sales") is None
+
+
 async def test_concurrent_creates_of_one_name_let_exactly_one_win(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     async with running_host(settings) as first, running_host(settings) as second:

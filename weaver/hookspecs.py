@@ -107,7 +107,9 @@ def save_datasource(context: WeaverContext, datasource: Datasource, create: bool
 
 @hookspec
 def get_datasource(context: WeaverContext, tenant_id: str, name: str) -> Datasource | None:
-    """One datasource of the tenant. Rule: owner. Async allowed. ``None``: not found."""
+    """One datasource of the tenant. Rule: owner. Async allowed. ``None``: not found.
+    The record may be shared with other callers (a store may keep it): never change it,
+    make a changed copy (`dataclasses.replace`)."""
 
 
 @hookspec

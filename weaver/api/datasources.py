@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -205,7 +206,9 @@ async def get_datasource(request: web.Request) -> web.StreamResponse:
 )
 async def update_datasource(request: web.Request, body: DatasourceUpdate) -> web.StreamResponse:
     host, principal = request.app[HOST], principal_of(request)
-    datasource = await datasource_or_404(host, principal.tenant_id, request.match_info["name"])
+    stored = await datasource_or_404(host, principal.tenant_id, request.match_info["name"])
+    # A changed copy: the stored record may be shared (see the `get_datasource` hook).
+    datasource = replace(stored, updated_at=datetime.now(UTC))
     fields = body.model_fields_set
     if "description" in fields:
         datasource.description = body.description
@@ -219,7 +222,6 @@ async def update_datasource(request: web.Request, body: DatasourceUpdate) -> web
         datasource.secret_keys = sorted(spec.secret)
         # The engine must accept the new connection before the record changes.
         await host.register_datasource(datasource, {**spec.public, **spec.secret}, replace=True)
-    datasource.updated_at = datetime.now(UTC)
     await host.save_datasource(datasource, create=False)
     return json_response(render(datasource))
 

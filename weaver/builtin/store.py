@@ -28,11 +28,11 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -56,6 +56,8 @@ from weaver.types import (
 STATE_KEY = "embedded_store"
 DB_FILE = "weaver.db"
 BUSY_TIMEOUT_MS = 5000
+# Records `SQLiteStore.remembered` keeps at most between two changes to the file.
+REMEMBERED_RECORDS = 10_000
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -150,6 +152,10 @@ class SQLiteStore:
         self._opened: list[tuple[sqlite3.Connection, threading.Lock]] = []
         self._opened_lock = threading.Lock()
         self._closed = False
+        # Records read on the loop, kept while the file's data_version stands (see
+        # `remembered`).
+        self._remembered: dict[Hashable, Any] = {}
+        self._remembered_version: int | None = None
         try:
             self._migrate()
             self._loop_reader, _ = self._connect(busy_timeout_ms=0)
@@ -216,6 +222,28 @@ class SQLiteStore:
             if error.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise
         return await self.read(work)
+
+    async def remembered(self, key: Hashable, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`lookup`, remembered until any connection, in this process or another, commits
+        to the file: SQLite's ``data_version`` changes then, and everything remembered is
+        dropped. A dashboard names the same datasources on every query; checking the
+        version costs a third of reading and decoding the record. What is returned is
+        shared by every caller until then, so it must not be changed."""
+        try:
+            version = self._loop_reader.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.OperationalError:
+            return await self.lookup(work)
+        if version != self._remembered_version:
+            self._remembered.clear()
+            self._remembered_version = version
+        if key in self._remembered:
+            return cast(T, self._remembered[key])
+        value = await self.lookup(work)
+        # Kept only if no newer version was seen meanwhile (the lookup may have waited in
+        # a thread), and never more than a bounded number of records.
+        if self._remembered_version == version and len(self._remembered) < REMEMBERED_RECORDS:
+            self._remembered[key] = value
+        return value
 
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.to_thread(self._in_thread, work)
@@ -351,13 +379,14 @@ async def save_datasource(context: WeaverContext, datasource: Datasource, create
 
 @hookimpl(trylast=True)
 async def get_datasource(context: WeaverContext, tenant_id: str, name: str) -> Datasource | None:
-    row = await _store(context).lookup(
-        lambda db: db.execute(
+    def read(db: sqlite3.Connection) -> Datasource | None:
+        row = db.execute(
             f"SELECT {_DATASOURCE_COLUMNS} FROM datasources WHERE tenant_id = ? AND name = ?",
             (tenant_id, name),
         ).fetchone()
-    )
-    return _datasource(row) if row is not None else None
+        return _datasource(row) if row is not None else None
+
+    return await _store(context).remembered(("datasource", tenant_id, name), read)
 
 
 @hookimpl(trylast=True)
