@@ -183,12 +183,13 @@ class _Pool:
         return None
 
     def give(self, query_connection: _QueryConnection) -> None:
+        evicted = None
         with self._lock:
             self._idle.append(query_connection)
-            evicted = self._idle[: -self._size]
-            del self._idle[: -self._size]
-        for old in evicted:
-            old.connection.close()
+            if len(self._idle) > self._size:
+                evicted = self._idle.pop(0)
+        if evicted is not None:
+            evicted.connection.close()
 
     def discard(self, alias: str) -> None:
         with self._lock:
