@@ -24,6 +24,12 @@ async def test_insane_request_id_is_replaced(client: Any, incoming: str) -> None
     assert len(generated) == 32
 
 
+async def test_generated_request_ids_differ(client: Any) -> None:
+    ids = {(await client.get("/health/live")).headers["X-Request-Id"] for _ in range(20)}
+    assert len(ids) == 20
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
 async def test_error_carries_the_request_id(client: Any) -> None:
     response = await client.get("/api/datasources", headers={"X-Request-Id": "req-9"})
     assert (await response.json())["request_id"] == "req-9"

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import TENANT_B, TIERS_SCHEMA, assert_problem
+from weaver.responses import dumps
 
 
 async def query(client: Any, auth: Any, sql: str, **extra: Any) -> Any:
@@ -22,6 +23,33 @@ async def test_select_returns_columns_rows_and_counts(client: Any, auth: Any, sh
     assert body["row_count"] == 3
     assert body["truncated"] is False
     assert body["elapsed_ms"] >= 0
+
+
+async def test_values_become_json_without_losing_what_they_were(
+    client: Any, auth: Any, shop: str
+) -> None:
+    response = await query(
+        client,
+        auth,
+        "SELECT 1 AS i, 2.5 AS r, 'ü' AS t, NULL AS n, x'00ff' AS b, 9e999 AS inf, -9e999 AS ninf"
+        " FROM shop.customers WHERE id = 1",
+    )
+    body = await response.json()
+    # Blobs travel as base64; infinities, which JSON has no number for, as strings.
+    assert body["rows"] == [[1, 2.5, "ü", None, "AP8=", "inf", "-inf"]]
+    assert [c["type"] for c in body["columns"]] == [
+        "integer",
+        "real",
+        "text",
+        "null",
+        "blob",
+        "real",
+        "real",
+    ]
+
+
+def test_integers_beyond_64_bits_are_still_written() -> None:
+    assert dumps({"n": 2**70, "s": "é"}) == '{"n":1180591620717411303424,"s":"é"}'.encode()
 
 
 async def test_three_part_name_with_main_schema(client: Any, auth: Any, shop: str) -> None:
