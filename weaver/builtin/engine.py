@@ -109,6 +109,11 @@ class _PathRefused(ValueError):
 
 def _inside_root(root: str, path: object) -> str:
     """The file ``path`` names under the (resolved) ``root``, every symlink resolved."""
+    return _resolve(root, path)[0]
+
+
+def _resolve(root: str, path: object) -> tuple[str, os.stat_result | None]:
+    """`_inside_root`, and the file's status when finding the path took it anyway."""
     if not isinstance(path, str) or not path.strip():
         raise _PathRefused("must be a non-empty string")
     if "\x00" in path:
@@ -121,14 +126,16 @@ def _inside_root(root: str, path: object) -> str:
     # resolving every component of the root again.
     if os.sep not in path and path not in (os.curdir, os.pardir):
         try:
-            if stat.S_ISREG(os.lstat(joined).st_mode):
-                return joined
+            status = os.lstat(joined)
         except OSError:
             pass
+        else:
+            if stat.S_ISREG(status.st_mode):
+                return joined, status
     resolved = os.path.realpath(joined)
     if not resolved.startswith(root + os.sep):
         raise _PathRefused("must stay inside WEAVER_SQLITE_ROOT")
-    return resolved
+    return resolved, None
 
 
 def _read_only_uri(file: str) -> str:
@@ -460,11 +467,19 @@ def _column_types(width: int, rows: list[tuple[Any, ...]]) -> list[str]:
     return types
 
 
-def _attachment_key(files: Mapping[str, str]) -> _AttachmentKey:
+def _attachment_key(context: WeaverContext, datasources: Iterable[Datasource]) -> _AttachmentKey:
+    """What a query attaches: each datasource's file, checked under the root again now
+    (the tree may have changed since registration), with its device and inode now."""
+    root = _state(context).root
     entries = []
-    for alias, file in files.items():
+    for datasource in datasources:
+        alias = datasource.internal_name
         try:
-            status = os.stat(file)
+            file, status = _resolve(root, datasource.connection.get("path"))
+            if status is None:
+                status = os.stat(file)
+        except _PathRefused as error:
+            raise EngineFailed(f"datasource {datasource.name!r}: path {error}") from None
         except OSError:
             raise EngineFailed(f"the file of datasource {alias!r} cannot be opened") from None
         entries.append((alias, file, status.st_dev, status.st_ino))
@@ -493,10 +508,7 @@ def _attach(key: _AttachmentKey) -> _QueryConnection:
     return _QueryConnection(key, connection, authorizer)
 
 
-def _run_query(
-    run: _Run, pool: _Pool, files: Mapping[str, str], sql: str, limit: int
-) -> QueryResult:
-    key = _attachment_key(files)
+def _run_query(run: _Run, pool: _Pool, key: _AttachmentKey, sql: str, limit: int) -> QueryResult:
     attached = pool.take(key) or _attach(key)
     try:
         # Idle connections do not wait for locks (they serve the loop); a worker may.
@@ -536,11 +548,11 @@ def _fetch(
 _RETRY_IN_WORKER = frozenset({sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 
-def _run_inline(pool: _Pool, files: Mapping[str, str], sql: str, limit: int) -> QueryResult | None:
+def _run_inline(pool: _Pool, key: _AttachmentKey, sql: str, limit: int) -> QueryResult | None:
     """The query run on the calling (event loop) thread within `INLINE_BUDGET_SECONDS`,
     or ``None`` when it needs a worker: no idle connection for its files (attaching costs
     more than the hand-off), a lock to wait for, or more time than the budget."""
-    attached = pool.take(_attachment_key(files))
+    attached = pool.take(key)
     if attached is None:
         return None
     connection = attached.connection
@@ -595,11 +607,11 @@ async def execute_query(
     if any(d.engine != ENGINE for d in query.datasources.values()):
         return None
     datasources = query.datasources.values()
-    files = {d.internal_name: _database_file(context, d) for d in datasources}
+    key = _attachment_key(context, datasources)
     state = _state(context)
     sql = state.rendered.sql(query)
     try:
-        quick = _run_inline(state.pool, files, sql, query.limit)
+        quick = _run_inline(state.pool, key, sql, query.limit)
     except sqlite3.Error as error:
         raise EngineFailed(internal_to_public(str(error), datasources)) from None
     if quick is not None:
@@ -608,7 +620,7 @@ async def execute_query(
         context,
         query.timeout_seconds,
         "the query",
-        lambda run: _run_query(run, state.pool, files, sql, query.limit),
+        lambda run: _run_query(run, state.pool, key, sql, query.limit),
         datasources,
     )
 
