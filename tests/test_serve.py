@@ -1,0 +1,90 @@
+"""`weaver serve --workers 2`: several processes on one port, as the seed's image runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.test_readme import free_port
+from weaver.auth import mint_token
+from weaver.settings import Settings
+
+JWT_SECRET = "serve-test-secret-0123456789abcdef0123"
+
+
+def wait_until_live(url: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url):
+                return
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("weaver serve did not come up") from None
+            time.sleep(0.1)
+
+
+def call(method: str, url: str, token: str, body: dict[str, object] | None = None) -> Any:
+    request = urllib.request.Request(
+        url,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    # A fresh connection each time, so that the kernel spreads them over the workers.
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
+
+
+def test_two_workers_share_the_port_and_the_store(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEAVER_", "JWT_"))}
+    env.update(WEAVER_DATA_DIR=str(tmp_path / "data"), JWT_SECRET_KEY=JWT_SECRET)
+    sqlite_root = tmp_path / "data" / "sqlite"
+    sqlite_root.mkdir(parents=True)
+    sqlite3.connect(sqlite_root / "shop.db").close()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "weaver", "serve", "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_live(base + "/health/live", server)
+        token = mint_token(
+            Settings.from_env_names({"JWT_SECRET_KEY": JWT_SECRET}),
+            tenant_id="acme",
+            subject="alice",
+            roles=["editor"],
+        )
+        shop = base + "/api/datasources/shop"
+        body = {"name": "shop", "engine": "sqlite", "connection": {"path": "shop.db"}}
+        call("POST", base + "/api/datasources", token, body)
+        # Every worker reads (and remembers) the record, one of them changes it, and no
+        # worker may answer with the old one afterwards.
+        assert {call("GET", shop, token)["description"] for _ in range(20)} == {None}
+        call("PATCH", shop, token, {"description": "changed"})
+        assert {call("GET", shop, token)["description"] for _ in range(20)} == {"changed"}
+
+        with urllib.request.urlopen(base + "/metrics") as response:
+            exposition = response.read().decode()
+        counted = [
+            line
+            for line in exposition.splitlines()
+            if line.startswith("weaver_http_requests_total{")
+            and 'route="/api/datasources/{name}"' in line
+        ]
+        # The metrics of both workers, added up.
+        assert sum(float(line.rsplit(" ", 1)[1]) for line in counted) == 41
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=20)
+    assert server.returncode == 0, errors.decode()
