@@ -88,6 +88,21 @@ as_postgres() {
 # True when something accepts TCP connections on $HOST:$1.
 port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null; }
 
+# MindsDB's default port lies inside Linux's ephemeral range (32768-60999), so
+# any outgoing connection of this machine may be handed it as its local port,
+# and the server then fails to bind ("address already in use") while its main
+# process stays up. As root, take it out of that range (best effort).
+reserve_port() {
+  local port=$1 file=/proc/sys/net/ipv4/ip_local_reserved_ports low high current
+  read -r low high < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || return 0
+  (( port >= low && port <= high )) || return 0
+  [[ -w $file ]] || return 0
+  current=$(cat "$file")
+  [[ ,$current, == *",$port,"* ]] && return 0
+  echo "${current:+$current,}$port" > "$file" 2>/dev/null \
+    && log "reserved port $port (outside the ephemeral range from now on)" || true
+}
+
 # Who listens on a port, for error messages.
 port_owner() { (ss -ltnpH "sport = :$1" 2>/dev/null || true) | sed -n 's/.*users:((\(.*\)))/\1/p' | head -1; }
 
@@ -604,32 +619,47 @@ mindsdb_start() {
   echo "$key" > "$RUN_DIR/mindsdb.key"
 }
 
+# Returns 2 when the HTTP API could not bind its port: the process lives on
+# without it, so waiting longer would not help, but starting again does.
 mindsdb_wait() {
   local deadline=$(( $(date +%s) + $(service_timeout 300) ))
   until mindsdb_status_ok && mindsdb_query_ok; do
     live_pid mindsdb 'mindsdb --api=http' >/dev/null \
       || fail_with_log mindsdb "$LOG_DIR/mindsdb.log" "server exited before it was ready"
+    grep -q "http API cant start" "$LOG_DIR/mindsdb.log" 2>/dev/null && return 2
     (( $(date +%s) < deadline )) || fail_with_log mindsdb "$LOG_DIR/mindsdb.log" "not ready on $(mindsdb_url) in time"
     sleep 1
   done
 }
 
 mindsdb_up() {
-  local key pid
+  local key pid attempt status=0
   key=$(mindsdb_key)
   if pid=$(live_pid mindsdb 'mindsdb --api=http'); then
     if key_current mindsdb "$key"; then
-      mindsdb_wait
-      prune_old_caches "mindsdb-*-venv" "mindsdb-$MINDSDB_VERSION-venv"
-      return 0
+      mindsdb_wait || status=$?
+      if ((status == 0)); then
+        prune_old_caches "mindsdb-*-venv" "mindsdb-$MINDSDB_VERSION-venv"
+        return 0
+      fi
+      log "mindsdb: running without its HTTP API (port $MINDSDB_PORT was taken), restarting"
+    else
+      # The venv is rebuilt in place, so the server has to stop first.
+      log "mindsdb: venv or auth settings changed since it started, restarting"
     fi
-    # The venv is rebuilt in place, so the server has to stop first.
-    log "mindsdb: venv or auth settings changed since it started, restarting"
     stop_group mindsdb "$pid" 30
   fi
   mindsdb_install
-  mindsdb_start "$key"
-  mindsdb_wait
+  reserve_port "$MINDSDB_PORT"
+  for attempt in 1 2 3; do
+    mindsdb_start "$key"
+    status=0
+    mindsdb_wait || status=$?
+    ((status == 2)) || break
+    log "mindsdb: its HTTP API could not bind port $MINDSDB_PORT (attempt $attempt), starting again"
+    stop_group mindsdb "$(live_pid mindsdb 'mindsdb --api=http')" 30
+  done
+  ((status == 0)) || fail_with_log mindsdb "$LOG_DIR/mindsdb.log" "its HTTP API could not bind port $MINDSDB_PORT"
   prune_old_caches "mindsdb-*-venv" "mindsdb-$MINDSDB_VERSION-venv"
 }
 
