@@ -141,8 +141,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int, demo: bool) -
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """The loop the gateway serves on: uvloop where it is installed (a dependency on
-    Linux and macOS), which runs the same aiohttp code with a third less time in the loop
-    and the transports; asyncio's own elsewhere."""
+    Linux and macOS), whose loop and transports are compiled, so the same aiohttp code
+    spends less time outside the gateway's own work; asyncio's own elsewhere."""
     try:
         import uvloop
     except ImportError:
