@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from weaver.builtin.store import DB_FILE, MIGRATIONS, STATE_KEY, SQLiteStore
-from weaver.errors import Conflict
+from weaver.builtin.store import EmbeddedStore
+from weaver.builtin.store.database import DB_FILE, MIGRATIONS, SQLiteStore
+from weaver.errors import Conflict, Unavailable
 from weaver.host import Host
 from weaver.testing.harness import make_settings, running_host
 from weaver.testing.store import (
@@ -67,7 +68,10 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     async with running_host(make_settings(tmp_path)) as host:
         assert "schema version" in host.startup_errors["embedded_store"]
-        assert STATE_KEY not in host.context.state
+        plugin = host.pm.get_plugin("embedded_store")
+        assert isinstance(plugin, EmbeddedStore)
+        with pytest.raises(Unavailable, match="not open"):
+            _ = plugin.store
 
 
 async def test_hosts_sharing_a_directory_see_each_others_writes(tmp_path: Path) -> None:
@@ -166,7 +170,7 @@ async def test_readers_never_see_half_a_graph(tmp_path: Path) -> None:
 
 async def test_a_lookup_that_meets_a_lock_waits_in_a_thread(tmp_path: Path) -> None:
     async with running_host(make_settings(tmp_path)) as host:
-        store: SQLiteStore = host.context.state[STATE_KEY]
+        store: SQLiteStore = host.pm.get_plugin("embedded_store").store
         holder = sqlite3.connect(store.path, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
 

@@ -62,13 +62,21 @@ def test_import_error_is_down_with_the_reason(settings: Settings) -> None:
     assert pm.get_plugin("broken") is None
 
 
-def test_strict_mode_raises_on_a_broken_plugin(settings: Settings) -> None:
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("tests.plugins.broken_import", "libfoo"),
+        # A wrapper would become an owner that answers with a generator.
+        ("tests.plugins.contenders:WrappingGuard", "wrappers on guard_request"),
+    ],
+)
+def test_strict_mode_raises_on_a_plugin_that_cannot_take_part(
+    settings: Settings, target: str, reason: str
+) -> None:
     strict = settings.model_copy(update={"plugins_strict": True})
-    with pytest.raises(PluginLoadError, match="libfoo"):
+    with pytest.raises(PluginLoadError, match=reason):
         build_plugin_manager(
-            strict,
-            environ={"WEAVER_BROKEN_MODE": "1"},
-            discovered=[entry("broken", "tests.plugins.broken_import")],
+            strict, environ={"WEAVER_BROKEN_MODE": "1"}, discovered=[entry("broken", target)]
         )
 
 

@@ -12,9 +12,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.test_readme import free_port
 from weaver.auth import mint_token
 from weaver.settings import Settings
+from weaver.testing import free_port
 
 JWT_SECRET = "serve-test-secret-0123456789abcdef0123"
 

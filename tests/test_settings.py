@@ -33,7 +33,7 @@ def test_defaults_match_the_deployment_document(monkeypatch: pytest.MonkeyPatch)
     assert settings.jwt_secret_key == DEFAULT_JWT_SECRET
     assert settings.jwt_algorithm == "HS256"
     assert settings.mindsdb_url == "http://localhost:47334"
-    assert settings.mindsdb_timeout == 15
+    assert settings.query_timeout_seconds == 15
     assert settings.redis_url == "redis://localhost:6379/0"
     assert settings.idempotency_ttl_seconds == 600
     assert settings.neo4j_uri == "bolt://localhost:7687"
@@ -54,7 +54,7 @@ def test_environment_names_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.external_mode is True
     assert settings.idempotency_ttl_seconds == 42
     assert settings.cors_allowed_origins == ["http://a", "http://b"]
-    assert settings.mindsdb_timeout == 7.5
+    assert settings.query_timeout_seconds == 7.5
 
 
 def test_bad_rate_limit_is_refused() -> None:

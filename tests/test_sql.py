@@ -7,27 +7,29 @@ from datetime import UTC, datetime
 import pytest
 from sqlglot import exp
 
+from weaver import sql
 from weaver.errors import InvalidQuery, NotFound
+from weaver.naming import internal_name, public_names
 from weaver.sql import (
     SYSTEM_DATABASES,
-    internal_to_public,
     parse_read_only,
     referenced_datasources,
+    render,
     to_internal_names,
     with_limit,
 )
-from weaver.types import Datasource
+from weaver.types import Datasource, SqlDialect
 
 
-def datasource(name: str, internal_name: str) -> Datasource:
+def datasource(name: str, tenant_id: str = "t1") -> Datasource:
     now = datetime.now(UTC)
-    return Datasource("t1", name, "sqlite", internal_name, {}, "", [], None, now, now)
+    return Datasource(
+        tenant_id, name, "sqlite", internal_name(tenant_id, name), {}, "", (), None, now, now
+    )
 
 
-DATASOURCES = {
-    "sales": datasource("sales", "w_t1_sales"),
-    "crm": datasource("crm", "w_t1_crm"),
-}
+# Public name -> internal name, as the core renders them (readable stand-ins here).
+INTERNAL = {"sales": "w_t1_sales", "crm": "w_t1_crm"}
 
 
 def check(sql: str, dialect: str | None = None) -> set[str]:
@@ -281,7 +283,7 @@ def test_two_and_three_part_names_are_rewritten_in_sqlite() -> None:
         "JOIN crm.main.customers AS c ON sales.orders.c = c.id",
         "sqlite",
     )
-    rewritten = to_internal_names(statement, DATASOURCES, schema_as_catalog=False)
+    rewritten = to_internal_names(statement, INTERNAL, schema_as_catalog=False)
     assert rewritten.sql("sqlite") == (
         "SELECT w_t1_sales.orders.id, c.name FROM w_t1_sales.orders "
         "JOIN w_t1_crm.customers AS c ON w_t1_sales.orders.c = c.id"
@@ -294,7 +296,7 @@ def test_three_part_names_keep_their_schema_with_schemas() -> None:
         "JOIN crm.t USING (id)",
         "mysql",
     )
-    rewritten = to_internal_names(statement, DATASOURCES)
+    rewritten = to_internal_names(statement, INTERNAL)
     assert rewritten.sql("mysql") == (
         "SELECT w_t1_sales.`public`.`orders`.`id` FROM w_t1_sales.`public`.`orders` "
         "JOIN w_t1_crm.t USING (id)"
@@ -307,7 +309,7 @@ def test_rewriting_reaches_ctes_subqueries_and_set_operations() -> None:
         "WHERE id IN (SELECT id FROM crm.b) UNION SELECT id FROM sales.c",
         "mysql",
     )
-    rendered = to_internal_names(statement, DATASOURCES).sql("mysql")
+    rendered = to_internal_names(statement, INTERNAL).sql("mysql")
     assert " sales." not in rendered and " crm." not in rendered
     assert rendered.count("w_t1_sales.") == 2 and rendered.count("w_t1_crm.") == 1
     # The CTE keeps its own, unqualified name.
@@ -317,19 +319,19 @@ def test_rewriting_reaches_ctes_subqueries_and_set_operations() -> None:
 def test_a_schema_other_than_main_is_refused_for_sqlite() -> None:
     statement = parse_read_only("SELECT * FROM sales.public.orders", "sqlite")
     with pytest.raises(InvalidQuery, match="schema"):
-        to_internal_names(statement, DATASOURCES, schema_as_catalog=False)
+        to_internal_names(statement, INTERNAL, schema_as_catalog=False)
 
 
 def test_the_input_is_not_mutated() -> None:
     statement = parse_read_only("SELECT sales.t.a FROM sales.t JOIN crm.main.u ON 1 = 1", "sqlite")
     before = statement.sql("sqlite")
-    to_internal_names(statement, DATASOURCES, schema_as_catalog=False)
-    to_internal_names(statement, DATASOURCES)
+    to_internal_names(statement, INTERNAL, schema_as_catalog=False)
+    to_internal_names(statement, INTERNAL)
     assert statement.sql("sqlite") == before
 
 
 def test_internal_names_that_need_quoting_are_quoted() -> None:
-    odd = {"sales": datasource("sales", "tenant-1 sales")}
+    odd = {"sales": "tenant-1 sales"}
     statement = parse_read_only("SELECT * FROM sales.t", "sqlite")
     assert to_internal_names(statement, odd).sql("sqlite") == 'SELECT * FROM "tenant-1 sales".t'
     assert to_internal_names(statement, odd).sql("mysql") == "SELECT * FROM `tenant-1 sales`.t"
@@ -338,7 +340,7 @@ def test_internal_names_that_need_quoting_are_quoted() -> None:
 def test_a_datasource_missing_from_the_mapping_is_not_found() -> None:
     statement = parse_read_only("SELECT * FROM other.t", "sqlite")
     with pytest.raises(NotFound, match="other"):
-        to_internal_names(statement, DATASOURCES)
+        to_internal_names(statement, INTERNAL)
 
 
 # --- limits -------------------------------------------------------------------------
@@ -382,13 +384,39 @@ def test_with_limit_wraps_limits_it_cannot_read() -> None:
 
 
 def test_internal_names_are_replaced_in_engine_messages() -> None:
-    message = "no such table: W_T1_SALES.orders (near w_t1_crm.x); w_t1_sales_2 untouched?"
-    datasources = [*DATASOURCES.values(), datasource("sales2", "w_t1_sales_2")]
-    assert internal_to_public(message, datasources) == (
-        "no such table: sales.orders (near crm.x); sales2 untouched?"
+    sales, crm, sales2 = datasource("sales"), datasource("crm"), datasource("sales_2")
+    other_tenant = datasource("secret", tenant_id="t2")
+    message = (
+        f"no such table: {sales.internal_name.upper()}.orders (near {crm.internal_name}.x); "
+        f"{sales2.internal_name} is another; {other_tenant.internal_name} belongs to no one here"
+    )
+    assert public_names(message, [sales, crm, sales2]) == (
+        "no such table: sales.orders (near crm.x); sales_2 is another; "
+        "<datasource> belongs to no one here"
     )
 
 
 def test_messages_without_internal_names_are_unchanged() -> None:
-    assert internal_to_public("syntax error", DATASOURCES.values()) == "syntax error"
-    assert internal_to_public("syntax error", []) == "syntax error"
+    assert public_names("syntax error", [datasource("sales")]) == "syntax error"
+    assert public_names("syntax error", []) == "syntax error"
+
+
+# --- rendering once, by value -------------------------------------------------------
+
+
+def test_the_engine_text_is_rendered_from_the_tenant_text_and_remembered_by_value() -> None:
+    dialect = SqlDialect("sqlite", schemas=False)
+    names = (("crm", "w_t1_crm"), ("sales", "w_t1_sales"))
+    text = "SELECT s.id FROM sales.orders AS s JOIN crm.main.c ON c.id = s.c"
+    first = render(text, dialect, names, 11)
+    assert first == (
+        "SELECT s.id FROM w_t1_sales.orders AS s JOIN w_t1_crm.c ON c.id = s.c LIMIT 11"
+    )
+    # The same text, dialect, names and limit: the same string, not rendered again.
+    assert render(text, dialect, names, 11) is first
+    # Other names (another tenant's datasources) or another limit: another rendering.
+    other = (("crm", "w_t2_crm"), ("sales", "w_t2_sales"))
+    assert "w_t2_sales" in render(text, dialect, other, 11)
+    assert render(text, dialect, names, 3).endswith("LIMIT 3")
+    # The shared, checked tree stays as the tenant wrote it.
+    assert sql.check(text, "sqlite").tree.sql("sqlite") == text

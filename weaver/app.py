@@ -45,7 +45,7 @@ def create_app(
     app[METRICS] = Metrics()
     app[ROUTES] = table
     app[OPENAPI_DOCUMENT] = dumps(build_document(table))
-    table.install(app, PRINCIPAL)
+    table.install(app, PRINCIPAL, check_responses=settings.app_env == "test")
     app.cleanup_ctx.append(_plugin_lifecycle)
     return app
 

@@ -9,7 +9,6 @@ from collections.abc import Iterable, Mapping
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
-from weaver.context import WeaverContext
 from weaver.host import Host
 from weaver.plugins import build_plugin_manager
 from weaver.secrets import SecretBox
@@ -65,4 +64,4 @@ def build_host(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     box = SecretBox(encryption_key(settings), settings.encryption_key_previous)
     pm, plugins = build_plugin_manager(settings, environ=environ, discovered=discovered)
-    return Host(pm, WeaverContext(settings=settings, secrets=box), plugins)
+    return Host(pm, settings, box, plugins)

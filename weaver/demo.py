@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from weaver.api.datasources import register
 from weaver.auth import mint_token
 from weaver.bootstrap import build_host
 from weaver.settings import Settings
+from weaver.workflows.datasources import register
 
 DEMO_TENANT = "demo"
 DEMO_DATASOURCE = "demo"
@@ -85,7 +85,6 @@ async def prepare_demo(settings: Settings) -> str:
         if await host.get_datasource(DEMO_TENANT, DEMO_DATASOURCE) is None:
             await register(
                 host,
-                settings,
                 tenant_id=DEMO_TENANT,
                 name=DEMO_DATASOURCE,
                 engine="sqlite",

@@ -6,7 +6,17 @@ caller, so it must never carry a credential, an internal name or a stack trace.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def field_error(loc: Sequence[str | int], msg: str, kind: str) -> dict[str, Any]:
+    """One entry of a 422's ``errors``: where (``["body", "connection", "port"]``), what is
+    wrong, and a machine-readable kind. Every 422 is built from these, whichever layer or
+    engine raised it, so clients parse one shape."""
+    return {"loc": list(loc), "msg": msg, "type": kind}
 
 
 class Problem(Exception):
@@ -98,3 +108,11 @@ class GuardUnavailable(Unavailable):
 
 class EngineTimeout(Problem):
     status, title, type_slug = 504, "Gateway Timeout", "query-timeout"
+
+
+def found(record: T | None, detail: str) -> T:
+    """``record``, or a 404 saying what was not found (another tenant's record included:
+    it answers exactly like a missing one)."""
+    if record is None:
+        raise NotFound(detail)
+    return record

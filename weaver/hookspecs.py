@@ -1,33 +1,51 @@
 """The plugin contract.
 
 Every backend of Weaver is a pluggy plugin implementing some of these hooks. Plugins are
-found through the entry-point group ``weaver``; the embedded defaults in
-``weaver.builtin`` are plugins too, registered ``trylast`` so an installed plugin wins.
+found through the entry-point group ``weaver``; an entry point names a module of hook
+functions or a class, of which the core builds one instance per app with the app's
+settings (``cls(settings)``), so that two apps in one process never share a pool. The
+embedded defaults in ``weaver.builtin`` are plugins too, registered ``trylast`` so an
+installed plugin wins.
 
-How results combine. pluggy itself is synchronous and every hook here may be an
-``async def``; the core never uses pluggy's ``firstresult`` (a coroutine is never
-``None``). Instead ``weaver.host.Host`` applies one of two rules, named in each spec:
+How results combine is data beside each spec (``@hookspec("owner")``), read once when
+the plugin manager is built; ``weaver.host.Host`` applies it, calling each
+implementation through pluggy (so ``add_hookcall_monitoring`` and tracing see it) and
+awaiting async ones itself — never with pluggy's ``firstresult``, since a coroutine is
+never ``None``:
 
-* **owner** — only the highest-priority implementation is called (an installed plugin
-  before the embedded defaults; ``tryfirst``/``trylast`` as usual). Its answer is the
-  answer: ``None`` means "no such record", not "ask the next plugin". This is how one
-  plugin takes over a kind of record (the Neo4j plugin the schema graph, the pg plugin
-  snapshots) while the defaults keep the rest.
+* **owner** — one implementation answers: the installed plugin's, else the embedded
+  default's. Its answer is the answer: ``None`` means "no such record", not "ask the next
+  plugin". This is how one plugin takes over a kind of record (the Neo4j plugin the schema
+  graph, the pg plugin snapshots) while the defaults keep the rest. Two installed plugins
+  implementing one owner hook are a *conflict*: both are reported ``down`` with the hooks
+  they contend for (``WEAVER_PLUGINS_STRICT`` refuses to start), never resolved by name
+  order.
 * **each** — every implementation is called, one by one, each under its own try/except
   (and timeout, for health), so one broken plugin cannot hide another.
 
+Wrappers (``@hookimpl(wrapper=True)`` or ``hookwrapper=True``) are refused on every hook:
+the core calls one implementation at a time and awaits it, so a wrapper would only ever
+see a coroutine. A plugin declaring one is reported ``down`` and not registered.
+
 Every hook receives ``context`` (`weaver.context.WeaverContext`) and implementations may
-take any subset of the arguments. The same argument name always has the same type:
-``tenant_id: str``, ``datasource: Datasource``, ``page: Page``, ``principal: Principal``.
+take any subset of the arguments; never give a parameter a default (pluggy does not pass
+it). The same argument name always has the same type: ``tenant_id: str``,
+``datasource: Datasource``, ``page: Page``, ``principal: Principal``,
+``query: PreparedQuery``.
 
 Errors. Raise the ``weaver.errors`` problems: ``NotFound``, ``Conflict``,
-``Unprocessable`` (bad input, 422), ``EngineFailed`` (backend refused, 502, with a
-message already free of credentials and internal names), ``EngineTimeout`` (504),
+``Unprocessable`` (bad input, 422, with ``errors`` from ``weaver.errors.field_error``),
+``EngineFailed`` (backend refused, 502, with a message free of credentials; the core
+replaces internal datasource names by public ones), ``EngineTimeout`` (504),
 ``Unavailable`` (backend unreachable, 503), ``GuardUnavailable`` (guard backend down).
 Anything else is a bug: it is logged and answered 500 without details.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Literal, TypeVar
 
 import pluggy
 
@@ -36,6 +54,7 @@ from weaver.types import (
     ConnectionSpec,
     Datasource,
     DatasourceStatistics,
+    EngineResult,
     GlossaryTerm,
     GuardDecision,
     GuardRequest,
@@ -44,36 +63,62 @@ from weaver.types import (
     Page,
     PreparedQuery,
     Principal,
-    QueryResult,
     SchemaGraph,
     SearchHit,
     SearchKind,
     Snapshot,
     SnapshotSummary,
+    SqlDialect,
     StoredResponse,
 )
 
 PROJECT = "weaver"
-hookspec = pluggy.HookspecMarker(PROJECT)
+Combine = Literal["owner", "each"]
+COMBINE_ATTRIBUTE = "weaver_combine"
+F = TypeVar("F", bound=Callable[..., object])
+_spec_marker = pluggy.HookspecMarker(PROJECT)
+
+
+def hookspec(combine: Combine) -> Callable[[F], F]:
+    """Declare a hook and how its implementations' results combine."""
+
+    def mark(function: F) -> F:
+        setattr(function, COMBINE_ATTRIBUTE, combine)
+        return _spec_marker(function)
+
+    return mark
+
+
+def combine_rules(module: ModuleType) -> dict[str, Combine]:
+    """Every hook of ``module`` with its rule; a spec without one is a bug in the core."""
+    rules: dict[str, Combine] = {}
+    for name, value in vars(module).items():
+        if callable(value) and hasattr(value, f"{PROJECT}_spec"):
+            combine = getattr(value, COMBINE_ATTRIBUTE, None)
+            if combine not in ("owner", "each"):
+                raise TypeError(f"hook {name} does not say how its results combine")
+            rules[name] = combine
+    return rules
 
 
 # --- lifecycle -----------------------------------------------------------------------
 
 
-@hookspec
+@hookspec("each")
 def weaver_startup(context: WeaverContext) -> None:
     """Open connections and pools; called once when the app starts, before it serves.
 
     Rule: each, lowest priority first: the embedded defaults start before installed
-    plugins, so a plugin may already use the hooks they own (``context.host``). Async
-    allowed. Keep what you open in ``context.state[<your name>]``.
+    plugins, so a plugin may already read the registry (``context.registry``). Async
+    allowed. A class plugin keeps what it opens on ``self``; a module plugin in
+    ``context.state[<its name>]``.
     Raising marks this plugin ``down`` (with the message) and the gateway still serves
     what it can; do not fail start-up merely because a server is not reachable yet —
     connect lazily and let ``check_health`` report it, so the plugin recovers by itself.
     """
 
 
-@hookspec
+@hookspec("each")
 def weaver_shutdown(context: WeaverContext) -> None:
     """Close what ``weaver_startup`` opened; called once when the app stops.
 
@@ -82,7 +127,7 @@ def weaver_shutdown(context: WeaverContext) -> None:
     """
 
 
-@hookspec
+@hookspec("each")
 def check_health(context: WeaverContext) -> HealthCheck | None:
     """Report whether this plugin's backend answers right now (a real round trip).
 
@@ -95,7 +140,7 @@ def check_health(context: WeaverContext) -> HealthCheck | None:
 # --- datasource registry --------------------------------------------------------------
 
 
-@hookspec
+@hookspec("owner")
 def save_datasource(context: WeaverContext, datasource: Datasource, create: bool) -> None:
     """Insert (``create=True``) or replace a datasource record.
 
@@ -105,20 +150,20 @@ def save_datasource(context: WeaverContext, datasource: Datasource, create: bool
     """
 
 
-@hookspec
+@hookspec("owner")
 def get_datasource(context: WeaverContext, tenant_id: str, name: str) -> Datasource | None:
     """One datasource of the tenant. Rule: owner. Async allowed. ``None``: not found.
-    The record may be shared with other callers (a store may keep it): never change it,
-    make a changed copy (`dataclasses.replace`)."""
+    The record may be shared with other callers (a store may keep it); it is frozen, and
+    a change is a copy (`dataclasses.replace`)."""
 
 
-@hookspec
+@hookspec("owner")
 def list_datasources(context: WeaverContext, tenant_id: str, page: Page) -> list[Datasource]:
     """The tenant's datasources ordered by name, names greater than ``page.after``, at
     most ``page.limit``. Rule: owner. Async allowed."""
 
 
-@hookspec
+@hookspec("owner")
 def all_datasources(context: WeaverContext) -> list[Datasource]:
     """Every tenant's datasources, for start-up reconciliation with a query engine.
 
@@ -126,7 +171,7 @@ def all_datasources(context: WeaverContext) -> list[Datasource]:
     """
 
 
-@hookspec
+@hookspec("owner")
 def delete_datasource(context: WeaverContext, tenant_id: str, name: str) -> bool:
     """Remove the record. Rule: owner. Async allowed. Returns whether it existed."""
 
@@ -134,14 +179,17 @@ def delete_datasource(context: WeaverContext, tenant_id: str, name: str) -> bool
 # --- query engine ---------------------------------------------------------------------
 
 
-@hookspec
-def sql_dialect(context: WeaverContext) -> str | None:
-    """The sqlglot dialect the engine reads (``"sqlite"``, ``"mysql"``, …); the core
-    parses tenant SQL with it. Rule: owner. Sync only, asked once. ``None``: the generic
-    dialect."""
+@hookspec("owner")
+def sql_dialect(context: WeaverContext) -> SqlDialect | None:
+    """How the query engine reads SQL: the sqlglot dialect the core parses tenant SQL in
+    and renders it to, and how datasource names map onto the engine's (`SqlDialect`).
+
+    Rule: owner (the query engine). Sync only; asked once per app, when the first query
+    is prepared. ``None``: the generic dialect, datasources with schemas.
+    """
 
 
-@hookspec
+@hookspec("owner")
 def validate_connection(
     context: WeaverContext, engine: str, connection: dict[str, object]
 ) -> ConnectionSpec | None:
@@ -154,7 +202,7 @@ def validate_connection(
     """
 
 
-@hookspec
+@hookspec("owner")
 def register_datasource(
     context: WeaverContext, datasource: Datasource, connection: dict[str, object], replace: bool
 ) -> None:
@@ -163,30 +211,34 @@ def register_datasource(
 
     Rule: owner. Async allowed. Raise ``EngineFailed`` if the engine refuses; leave
     nothing half-created (on a failed replace, the previous definition must still work).
-    ``connection`` is the full connection, secrets included: never log it.
+    ``connection`` is every parameter, secrets included (`weaver.connections.full`, the
+    same shape as `WeaverContext.reveal_connection` gives for a stored record): never
+    log it.
     """
 
 
-@hookspec
+@hookspec("owner")
 def unregister_datasource(context: WeaverContext, datasource: Datasource) -> None:
     """Drop the datasource from the query engine. Rule: owner. Async allowed. Dropping
     one the engine does not have is not an error."""
 
 
-@hookspec
+@hookspec("owner")
 def execute_query(
     context: WeaverContext, principal: Principal, query: PreparedQuery
-) -> QueryResult | None:
-    """Run a checked read-only statement.
+) -> EngineResult | None:
+    """Run ``query.sql``, the core's rendering of a checked read-only statement.
 
-    Rule: owner. Async allowed (and expected: never block the event loop). Return at most
-    ``query.limit`` rows and ``truncated=True`` when there were more; stop waiting after
-    ``query.timeout_seconds`` and raise ``EngineTimeout`` (cancel the statement where the
-    engine allows). ``None``: this engine cannot run the statement (the core answers 400).
+    Rule: owner. Async allowed, and expected: never run a statement on the event loop.
+    Run the text as it is (the core has put in internal names and ``LIMIT limit + 1``) and
+    return the rows it yields; the core truncates to ``query.limit``, converts values and
+    names columns. Stop after ``query.timeout_seconds`` and raise ``EngineTimeout``
+    (stopping the statement where the engine allows). ``None``: this engine cannot run
+    the statement (the core answers 400).
     """
 
 
-@hookspec
+@hookspec("owner")
 def introspect_datasource(context: WeaverContext, datasource: Datasource) -> SchemaGraph:
     """Read the datasource's schemas, tables, columns, primary and foreign keys.
 
@@ -194,7 +246,7 @@ def introspect_datasource(context: WeaverContext, datasource: Datasource) -> Sch
     """
 
 
-@hookspec
+@hookspec("owner")
 def compute_statistics(
     context: WeaverContext, datasource: Datasource, graph: SchemaGraph
 ) -> DatasourceStatistics:
@@ -205,7 +257,7 @@ def compute_statistics(
 # --- metadata catalog -----------------------------------------------------------------
 
 
-@hookspec
+@hookspec("owner")
 def store_metadata(context: WeaverContext, datasource: Datasource, graph: SchemaGraph) -> None:
     """Replace the datasource's schema graph with ``graph`` (after a sync).
 
@@ -214,13 +266,13 @@ def store_metadata(context: WeaverContext, datasource: Datasource, graph: Schema
     """
 
 
-@hookspec
+@hookspec("owner")
 def load_metadata(context: WeaverContext, datasource: Datasource) -> SchemaGraph | None:
     """The datasource's current schema graph. Rule: owner. Async allowed. ``None``: it
     was never synced."""
 
 
-@hookspec
+@hookspec("owner")
 def search_metadata(
     context: WeaverContext, tenant_id: str, text: str, kind: SearchKind, page: Page
 ) -> list[SearchHit]:
@@ -229,7 +281,7 @@ def search_metadata(
     last hit as ``datasource.schema.table[.column]``. Rule: owner. Async allowed."""
 
 
-@hookspec
+@hookspec("each")
 def delete_metadata(context: WeaverContext, datasource: Datasource) -> None:
     """Forget everything kept about the datasource: graph, snapshots, statistics.
 
@@ -237,12 +289,12 @@ def delete_metadata(context: WeaverContext, datasource: Datasource) -> None:
     """
 
 
-@hookspec
+@hookspec("owner")
 def save_snapshot(context: WeaverContext, snapshot: Snapshot) -> None:
     """Record an immutable snapshot. Rule: owner. Async allowed."""
 
 
-@hookspec
+@hookspec("owner")
 def list_snapshots(
     context: WeaverContext, datasource: Datasource, page: Page
 ) -> list[SnapshotSummary]:
@@ -250,14 +302,14 @@ def list_snapshots(
     the previous page. Rule: owner. Async allowed."""
 
 
-@hookspec
+@hookspec("owner")
 def get_snapshot(
     context: WeaverContext, datasource: Datasource, snapshot_id: str
 ) -> Snapshot | None:
     """One snapshot of the datasource. Rule: owner. Async allowed. ``None``: not found."""
 
 
-@hookspec
+@hookspec("owner")
 def save_glossary_term(context: WeaverContext, term: GlossaryTerm, create: bool) -> None:
     """Insert (``create=True``) or replace a glossary term.
 
@@ -266,12 +318,12 @@ def save_glossary_term(context: WeaverContext, term: GlossaryTerm, create: bool)
     """
 
 
-@hookspec
+@hookspec("owner")
 def get_glossary_term(context: WeaverContext, tenant_id: str, term_id: str) -> GlossaryTerm | None:
     """One term. Rule: owner. Async allowed. ``None``: not found."""
 
 
-@hookspec
+@hookspec("owner")
 def list_glossary_terms(
     context: WeaverContext, tenant_id: str, text: str | None, page: Page
 ) -> list[GlossaryTerm]:
@@ -280,19 +332,19 @@ def list_glossary_terms(
     (case-insensitive). Rule: owner. Async allowed."""
 
 
-@hookspec
+@hookspec("owner")
 def delete_glossary_term(context: WeaverContext, tenant_id: str, term_id: str) -> bool:
     """Remove a term. Rule: owner. Async allowed. Returns whether it existed."""
 
 
-@hookspec
+@hookspec("owner")
 def save_statistics(
     context: WeaverContext, datasource: Datasource, statistics: DatasourceStatistics
 ) -> None:
     """Replace the datasource's statistics. Rule: owner. Async allowed."""
 
 
-@hookspec
+@hookspec("owner")
 def load_statistics(context: WeaverContext, datasource: Datasource) -> DatasourceStatistics | None:
     """The datasource's latest statistics. Rule: owner. Async allowed. ``None``: never
     computed."""
@@ -301,7 +353,7 @@ def load_statistics(context: WeaverContext, datasource: Datasource) -> Datasourc
 # --- request guard --------------------------------------------------------------------
 
 
-@hookspec
+@hookspec("owner")
 def guard_request(context: WeaverContext, request: GuardRequest) -> GuardDecision:
     """Admit or refuse an ``/api/*`` request before its handler runs.
 
@@ -318,7 +370,7 @@ def guard_request(context: WeaverContext, request: GuardRequest) -> GuardDecisio
     """
 
 
-@hookspec
+@hookspec("owner")
 def guard_response(
     context: WeaverContext,
     request: GuardRequest,

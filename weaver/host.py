@@ -1,8 +1,10 @@
 """The typed facade through which the core calls plugins.
 
 Handlers never touch ``pm.hook``: they call one method here per hook, which applies the
-rule the hookspec names (owner or each), awaits async implementations and opens a
-tracing span per call.
+hook's combine rule (`weaver.hookspecs`), calls the implementation through pluggy (so
+pluggy's monitoring and tracing see the call), awaits it when it is a coroutine and
+opens a tracing span. Who answers is resolved again whenever a plugin is registered or
+unregistered, so a plugin added after the host was built takes part like the others.
 """
 
 from __future__ import annotations
@@ -17,15 +19,27 @@ from typing import Any, TypeVar, cast
 import pluggy
 from opentelemetry import trace
 
+from weaver import hookspecs
 from weaver.context import WeaverContext
-from weaver.errors import EngineFailed
+from weaver.errors import EngineFailed, Unavailable
+from weaver.naming import public_names
 from weaver.observability import tracing_active
-from weaver.plugins import PluginInfo
-from weaver.sql import internal_to_public
+from weaver.plugins import (
+    Dispatch,
+    PluginConflict,
+    PluginInfo,
+    PluginLoadError,
+    WeaverPluginManager,
+    resolve,
+    wrapper_hooks,
+)
+from weaver.secrets import SecretBox
+from weaver.settings import Settings
 from weaver.types import (
     ConnectionSpec,
     Datasource,
     DatasourceStatistics,
+    EngineResult,
     GlossaryTerm,
     GuardDecision,
     GuardRequest,
@@ -34,12 +48,12 @@ from weaver.types import (
     Page,
     PreparedQuery,
     Principal,
-    QueryResult,
     SchemaGraph,
     SearchHit,
     SearchKind,
     Snapshot,
     SnapshotSummary,
+    SqlDialect,
     StoredResponse,
 )
 
@@ -48,9 +62,6 @@ tracer = trace.get_tracer("weaver.host")
 T = TypeVar("T")
 
 _UNKNOWN = object()
-
-# Hooks where every implementation is called; every other hook has a single owner.
-EACH_HOOKS = frozenset({"weaver_startup", "weaver_shutdown", "check_health", "delete_metadata"})
 
 
 async def await_me_maybe(value: T | Awaitable[T]) -> T:
@@ -70,61 +81,93 @@ def _datasources_in(kwargs: dict[str, Any]) -> list[Datasource]:
 
 class Host:
     def __init__(
-        self, pm: pluggy.PluginManager, context: WeaverContext, plugins: dict[str, PluginInfo]
+        self,
+        pm: WeaverPluginManager,
+        settings: Settings,
+        secrets: SecretBox,
+        plugins: dict[str, PluginInfo],
     ) -> None:
         self.pm = pm
-        self.context = context
-        context.host = self
+        # The host is the registry plugins may read through their context.
+        self.context = WeaverContext(settings=settings, secrets=secrets, registry=self)
         self.plugins = plugins
         self.startup_errors: dict[str, str] = {}
+        self._rules = hookspecs.combine_rules(hookspecs)
+        self._builtin = frozenset(name for name, info in plugins.items() if info.builtin)
         # Even a non-recording span costs a context switch per hook; skip them unless an
         # SDK provider (and so an exporter) is installed.
         self.traced = tracing_active()
-        # Plugins do not change once the manager is built, so owners are resolved once.
-        self._owners: dict[str, pluggy.HookImpl] = {}
+        self._generation = -1
+        self._table = Dispatch({}, {}, {})
         self._dialect: object = _UNKNOWN
-        for name in pm.hook.__dict__:
-            caller = getattr(pm.hook, name)
-            if isinstance(caller, pluggy.HookCaller) and name not in EACH_HOOKS:
-                impls = caller.get_hookimpls()
-                if impls:
-                    self._owners[name] = impls[-1]
 
     # --- dispatch ------------------------------------------------------------------
 
+    def _dispatch(self) -> Dispatch:
+        if self._generation != self.pm.generation:
+            self._table = resolve(self.pm, self._rules, self._builtin)
+            self._generation = self.pm.generation
+            self._dialect = _UNKNOWN
+        return self._table
+
+    def register_plugin(self, plugin: object, name: str) -> None:
+        """Add a plugin to a built host, with the checks start-up applies: wrappers are
+        refused, and so is a second owner of a hook."""
+        self.pm.register(plugin, name=name)
+        wrapped = wrapper_hooks(self.pm, plugin)
+        conflicts = {
+            hook: names for hook, names in self._dispatch().conflicts.items() if name in names
+        }
+        if wrapped or conflicts:
+            self.pm.unregister(plugin)
+            if wrapped:
+                raise PluginLoadError(f"plugin {name!r} declares wrappers on {', '.join(wrapped)}")
+            raise PluginConflict(
+                "; ".join(f"{' and '.join(n)} both implement {h}" for h, n in conflicts.items())
+            )
+        self.plugins[name] = PluginInfo(name, None, False, None, "loaded")
+
     def owner_of(self, hook: str) -> str | None:
-        impl = self._owners.get(hook)
-        return impl.plugin_name if impl else None
+        owner = self._dispatch().owners.get(hook)
+        return owner[0] if owner else None
 
     async def _call_owner(self, hook: str, **kwargs: Any) -> Any:
-        impl = self._owners.get(hook)
-        if impl is None:
+        table = self._dispatch()
+        owner = table.owners.get(hook)
+        if owner is None:
+            contenders = table.conflicts.get(hook)
+            if contenders:
+                raise Unavailable(
+                    f"plugins {' and '.join(contenders)} both implement {hook}; "
+                    "enable only one of them"
+                )
             raise RuntimeError(f"no plugin implements {hook}")
-        if not self.traced:
-            # Every request makes several hook calls: one coroutine fewer on each.
-            return await self._invoke(impl, kwargs)
-        return await self._call_one(impl, hook, **kwargs)
+        return await self._call(owner, hook, kwargs)
 
-    def _each(self, hook: str) -> list[pluggy.HookImpl]:
-        # pluggy lists implementations in reverse call order.
-        return list(reversed(getattr(self.pm.hook, hook).get_hookimpls()))
+    def _each(self, hook: str) -> tuple[tuple[str, pluggy.HookCaller], ...]:
+        return self._dispatch().each.get(hook, ())
 
-    async def _call_one(self, impl: pluggy.HookImpl, hook: str, **kwargs: Any) -> Any:
+    async def _call(
+        self, implementation: tuple[str, pluggy.HookCaller], hook: str, kwargs: dict[str, Any]
+    ) -> Any:
+        plugin, caller = implementation
         if not self.traced:
-            return await self._invoke(impl, kwargs)
+            return await self._invoke(caller, kwargs)
         with tracer.start_as_current_span(
-            f"hook {hook}", attributes={"weaver.hook": hook, "weaver.plugin": impl.plugin_name}
+            f"hook {hook}", attributes={"weaver.hook": hook, "weaver.plugin": plugin}
         ):
-            return await self._invoke(impl, kwargs)
+            return await self._invoke(caller, kwargs)
 
-    async def _invoke(self, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+    async def _invoke(self, caller: pluggy.HookCaller, kwargs: dict[str, Any]) -> Any:
         kwargs["context"] = self.context
         try:
-            return await await_me_maybe(impl.function(*[kwargs[a] for a in impl.argnames]))
+            # A caller of one implementation: pluggy drops a None answer from the list.
+            results = caller(**kwargs)
+            return await await_me_maybe(results[0]) if results else None
         except EngineFailed as failure:
-            # Plugins clean their messages; this is the one place that makes sure no
-            # internal datasource name reaches a caller, whatever the hook.
-            failure.detail = internal_to_public(failure.detail, _datasources_in(kwargs))
+            # Plugins clean their messages of credentials; this is the one place that
+            # makes sure no internal datasource name reaches a caller, whatever the hook.
+            failure.detail = public_names(failure.detail, _datasources_in(kwargs))
             raise
 
     # --- lifecycle -----------------------------------------------------------------
@@ -132,21 +175,21 @@ class Host:
     async def startup(self) -> None:
         # Lowest priority first: the embedded defaults are open before the plugins that
         # build on them start (a query engine reconciling with the registry, say).
-        for impl in reversed(self._each("weaver_startup")):
+        for implementation in reversed(self._each("weaver_startup")):
             try:
-                await self._call_one(impl, "weaver_startup")
+                await self._call(implementation, "weaver_startup", {})
             except Exception as error:
                 if self.context.settings.plugins_strict:
                     raise
-                log.exception("plugin %s failed to start", impl.plugin_name)
-                self.startup_errors[impl.plugin_name] = f"failed to start: {error}"
+                log.exception("plugin %s failed to start", implementation[0])
+                self.startup_errors[implementation[0]] = f"failed to start: {error}"
 
     async def shutdown(self) -> None:
-        for impl in self._each("weaver_shutdown"):
+        for implementation in self._each("weaver_shutdown"):
             try:
-                await self._call_one(impl, "weaver_shutdown")
+                await self._call(implementation, "weaver_shutdown", {})
             except Exception:
-                log.exception("plugin %s failed to shut down", impl.plugin_name)
+                log.exception("plugin %s failed to shut down", implementation[0])
 
     async def check_health(self, only: str | None = None) -> dict[str, HealthCheck]:
         """Every known plugin's status (or just plugin ``only``'s); the checks run
@@ -155,32 +198,34 @@ class Host:
         checks: dict[str, HealthCheck] = {}
         for name, info in self.plugins.items():
             if info.load_status != "loaded":
-                checks[name] = HealthCheck(info.load_status, info.detail)
+                extra = {"conflicts": info.conflicts} if info.conflicts else {}
+                checks[name] = HealthCheck(info.load_status, info.detail, extra=extra)
             elif name in self.startup_errors:
                 checks[name] = HealthCheck("down", self.startup_errors[name])
             else:
                 checks[name] = HealthCheck("up")
 
-        async def one(impl: pluggy.HookImpl) -> tuple[str, HealthCheck]:
+        async def one(implementation: tuple[str, pluggy.HookCaller]) -> tuple[str, HealthCheck]:
+            name = implementation[0]
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(timeout):
-                    result = await self._call_one(impl, "check_health")
+                    result = await self._call(implementation, "check_health", {})
             except TimeoutError:
-                return impl.plugin_name, HealthCheck("down", f"no answer within {timeout:g}s")
+                return name, HealthCheck("down", f"no answer within {timeout:g}s")
             except Exception as error:
-                return impl.plugin_name, HealthCheck("down", str(error) or type(error).__name__)
+                return name, HealthCheck("down", str(error) or type(error).__name__)
             latency = round((time.perf_counter() - started) * 1000, 2)
             check = cast(HealthCheck, result) if result is not None else HealthCheck("up")
-            return impl.plugin_name, HealthCheck(
+            return name, HealthCheck(
                 check.status, check.detail, check.latency_ms or latency, check.extra
             )
 
-        impls = [i for i in self._each("check_health") if i.plugin_name not in self.startup_errors]
+        implementations = [i for i in self._each("check_health") if i[0] not in self.startup_errors]
         if only is not None:
-            impls = [i for i in impls if i.plugin_name == only]
+            implementations = [i for i in implementations if i[0] == only]
             checks = {only: checks[only]} if only in checks else {}
-        for name, check in await asyncio.gather(*(one(i) for i in impls)):
+        for name, check in await asyncio.gather(*(one(i) for i in implementations)):
             checks[name] = check
         return checks
 
@@ -210,19 +255,21 @@ class Host:
     # --- query engine --------------------------------------------------------------
 
     @property
-    def query_engine(self) -> str | None:
-        """The plugin that runs queries."""
+    def query_plugin(self) -> str | None:
+        """The plugin that runs queries (not to be confused with a datasource's engine)."""
         return self.owner_of("execute_query")
 
-    def sql_dialect(self) -> str | None:
-        # Asked on every query; the owner and so its answer never change.
+    def sql_dialect(self) -> SqlDialect:
+        """How the query plugin reads SQL; asked once per owner, the answer kept."""
+        table = self._dispatch()
         if self._dialect is _UNKNOWN:
-            impl = self._owners.get("sql_dialect")
-            kwargs = {"context": self.context}
-            self._dialect = (
-                None if impl is None else impl.function(*[kwargs[a] for a in impl.argnames])
-            )
-        return cast("str | None", self._dialect)
+            owner = table.owners.get("sql_dialect")
+            results = owner[1](context=self.context) if owner is not None else []
+            answer = results[0] if results else None
+            if inspect.isawaitable(answer):
+                raise TypeError("sql_dialect must answer synchronously")
+            self._dialect = answer if answer is not None else SqlDialect(None)
+        return cast(SqlDialect, self._dialect)
 
     async def validate_connection(
         self, engine: str, connection: dict[str, object]
@@ -242,9 +289,11 @@ class Host:
     async def unregister_datasource(self, datasource: Datasource) -> None:
         await self._call_owner("unregister_datasource", datasource=datasource)
 
-    async def execute_query(self, principal: Principal, query: PreparedQuery) -> QueryResult | None:
+    async def execute_query(
+        self, principal: Principal, query: PreparedQuery
+    ) -> EngineResult | None:
         return cast(
-            "QueryResult | None",
+            "EngineResult | None",
             await self._call_owner("execute_query", principal=principal, query=query),
         )
 
@@ -284,11 +333,11 @@ class Host:
     async def delete_metadata(self, datasource: Datasource) -> None:
         # Every store forgets what it holds; one failing must not keep the others' data.
         failures = []
-        for impl in self._each("delete_metadata"):
+        for implementation in self._each("delete_metadata"):
             try:
-                await self._call_one(impl, "delete_metadata", datasource=datasource)
+                await self._call(implementation, "delete_metadata", {"datasource": datasource})
             except Exception as error:
-                log.exception("plugin %s failed to delete metadata", impl.plugin_name)
+                log.exception("plugin %s failed to delete metadata", implementation[0])
                 failures.append(error)
         if failures:
             raise failures[0]

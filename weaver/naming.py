@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Mapping
+
+from weaver.types import Datasource
 
 INTERNAL_NAME_PREFIX = "w_"
 # Anywhere in a text: `w_`, twelve hex digits of the tenant's digest, `_`, the name.
@@ -23,3 +26,20 @@ def internal_name(tenant_id: str, name: str) -> str:
 def is_internal_name(text: str) -> bool:
     """Whether ``text`` is shaped like a name `internal_name` made."""
     return INTERNAL_NAME_PATTERN.fullmatch(text) is not None
+
+
+def public_names(text: str, datasources: Iterable[Datasource]) -> str:
+    """``text`` (an engine's message, a result column's name) with every internal name of
+    ``datasources`` replaced by the public one, and any other internal name — it belongs
+    to no datasource of this request — by ``<datasource>``. The one place where internal
+    names are scrubbed before anything reaches a caller."""
+    if not INTERNAL_NAME_PATTERN.search(text):
+        return text
+    return replace_internal_names(text, {d.internal_name.lower(): d.name for d in datasources})
+
+
+def replace_internal_names(text: str, public_by_internal: Mapping[str, str]) -> str:
+    """`public_names` with the names given as lower-cased internal name → public name."""
+    return INTERNAL_NAME_PATTERN.sub(
+        lambda match: public_by_internal.get(match[0].lower(), "<datasource>"), text
+    )

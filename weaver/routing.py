@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from weaver.errors import BadRequest, Forbidden, Unprocessable, UnsupportedMediaType
 from weaver.types import Principal, Role
@@ -68,9 +68,48 @@ class RouteTable:
     def extend(self, other: RouteTable) -> None:
         self.routes.extend(other.routes)
 
-    def install(self, app: web.Application, principal_key: web.RequestKey[Principal]) -> None:
+    def install(
+        self,
+        app: web.Application,
+        principal_key: web.RequestKey[Principal],
+        *,
+        check_responses: bool = False,
+    ) -> None:
+        """Add every route to ``app``. With ``check_responses`` (the test settings), every
+        successful JSON answer is validated against its route's response model, so a
+        handler cannot answer what ``/openapi.json`` does not describe."""
         for route in self.routes:
-            app.router.add_route(route.method, route.path, _bind(route, principal_key))
+            bound = _bind(route, principal_key)
+            if check_responses and route.response is not None:
+                bound = _checked(route, bound)
+            app.router.add_route(route.method, route.path, bound)
+
+
+class ResponseMismatch(RuntimeError):
+    """A handler answered something its route's response model does not allow."""
+
+
+def _checked(route: Route, handler: Handler) -> Handler:
+    adapter: TypeAdapter[Any] = TypeAdapter(route.response)
+
+    async def checked(request: web.Request) -> web.StreamResponse:
+        response = await handler(request)
+        if (
+            isinstance(response, web.Response)
+            and response.status == route.status
+            and response.content_type == "application/json"
+            and isinstance(response.body, bytes)
+        ):
+            try:
+                adapter.validate_json(response.body)
+            except ValidationError as error:
+                raise ResponseMismatch(
+                    f"{route.method} {route.path} answered outside its model: {error}"
+                ) from None
+        return response
+
+    checked.__name__ = handler.__name__
+    return checked
 
 
 def _bind(route: Route, principal_key: web.RequestKey[Principal]) -> Handler:

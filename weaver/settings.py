@@ -70,7 +70,10 @@ class Settings(BaseSettings):
     encryption_key_previous: CommaList = Field(default_factory=list)
 
     mindsdb_url: str = "http://localhost:47334"
-    mindsdb_timeout: float = 15.0
+    # The gateway's one bound on work sent to a query engine (a query's largest
+    # `timeout_seconds`, and introspection or statistics), whichever engine runs it; the
+    # variable keeps the deployment document's name.
+    query_timeout_seconds: float = Field(15.0, gt=0, validation_alias="MINDSDB_TIMEOUT")
     mindsdb_user: str = ""
     mindsdb_password: str = ""
 

@@ -1,24 +1,26 @@
-"""Checking and rewriting tenant SQL for the query path.
+"""Checking and rendering tenant SQL for the query path, once, in the core.
 
 Every statement that reaches a query engine went through here: parsed with sqlglot (never
 matched with regular expressions), proven to be one read, its datasource qualifiers
-collected so the core can check the tenant owns them, and rewritten to the engines'
-internal names. The engines' own guards (a read-only connection, an authorizer, database
-privileges) stay in place behind this: it is the first line, not the only one.
+collected so the core can check the tenant owns them, then rendered as the engine's text:
+its dialect, the datasources' internal names, a row limit. Engines run that text and never
+rewrite trees. The engines' own guards (a read-only connection, an authorizer, database
+privileges, MindsDB's second parse) stay in place behind this: it is the first line, not
+the only one.
 """
 
 from __future__ import annotations
 
-import re
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import functools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
 from weaver.errors import InvalidQuery, NotFound
-from weaver.types import Datasource, PreparedQuery
+from weaver.types import SqlDialect
 
 # Names of engine catalogs and projects, refused wherever a datasource name can appear:
 # MindsDB's projects and virtual databases, the SQL standard's and the servers' own
@@ -259,11 +261,11 @@ def referenced_datasources(statement: exp.Expression) -> set[str]:
     return names
 
 
-def _internal(name: str, datasources: Mapping[str, Datasource]) -> exp.Identifier:
-    datasource = datasources.get(name.lower())
-    if datasource is None:
+def _internal(name: str, internal_names: Mapping[str, str]) -> exp.Identifier:
+    internal = internal_names.get(name.lower())
+    if internal is None:
         raise NotFound(f"datasource {name.lower()!r} not found")
-    return exp.to_identifier(datasource.internal_name)
+    return exp.to_identifier(internal)
 
 
 def _collapse_schema(schema: str, single_schema: str) -> None:
@@ -276,7 +278,7 @@ def _collapse_schema(schema: str, single_schema: str) -> None:
 
 def _rewrite_qualifiers(
     node: exp.Table | exp.Column,
-    datasources: Mapping[str, Datasource],
+    internal_names: Mapping[str, str],
     schema_as_catalog: bool,
     single_schema: str,
 ) -> None:
@@ -288,7 +290,7 @@ def _rewrite_qualifiers(
     """
     catalog, db = node.args.get("catalog"), node.args.get("db")
     if catalog is not None:
-        internal = _internal(catalog.name, datasources)
+        internal = _internal(catalog.name, internal_names)
         if schema_as_catalog:
             node.set("catalog", internal)
         else:
@@ -296,21 +298,21 @@ def _rewrite_qualifiers(
             node.set("catalog", None)
             node.set("db", internal)
     elif db is not None:
-        node.set("db", _internal(db.name, datasources))
+        node.set("db", _internal(db.name, internal_names))
 
 
 def to_internal_names(
     statement: exp.Expression,
-    datasources: Mapping[str, Datasource],
+    internal_names: Mapping[str, str],
     *,
     schema_as_catalog: bool = True,
     single_schema: str = "main",
 ) -> exp.Expression:
     """A copy of ``statement`` with every datasource qualifier replaced by the
-    datasource's ``internal_name``.
+    datasource's internal name.
 
-    ``datasources`` is keyed by lower-cased public name. With ``schema_as_catalog`` (the
-    default, for engines with schemas) ``ds.schema.table`` becomes
+    ``internal_names`` maps lower-cased public names to internal ones. With
+    ``schema_as_catalog`` (the default, for engines with schemas) ``ds.schema.table`` becomes
     ``internal.schema.table``. Without it, for an engine that has one schema per
     datasource (SQLite's ``main``), ``ds.<single_schema>.table`` becomes
     ``internal.table`` and any other schema is refused with `InvalidQuery`. Column
@@ -321,7 +323,7 @@ def to_internal_names(
         if isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier):
             continue
         if isinstance(node, exp.Table | exp.Column):
-            _rewrite_qualifiers(node, datasources, schema_as_catalog, single_schema)
+            _rewrite_qualifiers(node, internal_names, schema_as_catalog, single_schema)
     return rewritten
 
 
@@ -345,46 +347,60 @@ def with_limit(statement: exp.Expression, limit: int, *, copy: bool = True) -> e
     return exp.select("*").from_(wrapped, copy=False).limit(limit, copy=False)
 
 
-def internal_to_public(text: str, datasources: Iterable[Datasource]) -> str:
-    """``text`` (an engine's error message) with every internal name replaced by the
-    public one, so a 502 detail never reveals how the engine names a datasource."""
-    public_by_internal = {d.internal_name.lower(): d.name for d in datasources}
-    if not public_by_internal:
-        return text
-    # Longest first, so an internal name that prefixes another is not replaced inside it.
-    alternatives = sorted(public_by_internal, key=len, reverse=True)
-    pattern = re.compile("|".join(re.escape(name) for name in alternatives), re.IGNORECASE)
-    return pattern.sub(lambda match: public_by_internal[match[0].lower()], text)
+# Statements longer than this are checked and rendered every time: the caches' memory
+# must not depend on what tenants choose to send.
+CACHED_STATEMENT_CHARS = 4096
+CACHED_STATEMENTS = 1024
 
 
-_RenderKey = tuple[int, tuple[tuple[str, str], ...], int]
+@dataclass(frozen=True, slots=True)
+class CheckedStatement:
+    """A tenant statement proven to be one read, and the datasources it names."""
+
+    tree: exp.Expression
+    datasources: tuple[str, ...]
 
 
-class RenderCache:
-    """An engine's text of recent statements, rendered by ``render`` once each.
+def check(text: str, dialect: str | None) -> CheckedStatement:
+    """The parsed, checked statement. Short statements are remembered, because dashboards
+    send the same SQL again and again and parsing costs more than a small query. The tree
+    is shared: whoever changes it must copy it (`to_internal_names` does)."""
+    if len(text) > CACHED_STATEMENT_CHARS:
+        return _check(text, dialect)
+    return _cached_check(text, dialect)
 
-    The core hands engines one shared, checked tree per distinct SQL text, so a query a
-    dashboard repeats need not be rewritten and rendered again. Entries are found by the
-    tree's identity (never by sqlglot's equality, which compares hashes), together with
-    the internal names it was rewritten to and the row limit. Each entry holds its tree,
-    so the identity cannot be reused by another tree while the entry lives (compiled
-    sqlglot trees take no weak references). Used from the event loop only.
-    """
 
-    def __init__(self, size: int, render: Callable[[PreparedQuery], str]) -> None:
-        self._size = size
-        self._render = render
-        self._entries: OrderedDict[_RenderKey, tuple[exp.Expression, str]] = OrderedDict()
+def _check(text: str, dialect: str | None) -> CheckedStatement:
+    statement = parse_read_only(text, dialect)
+    return CheckedStatement(statement, tuple(sorted(referenced_datasources(statement))))
 
-    def sql(self, query: PreparedQuery) -> str:
-        names = tuple(sorted((n, d.internal_name) for n, d in query.datasources.items()))
-        key = (id(query.statement), names, query.limit)
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] is query.statement:
-            self._entries.move_to_end(key)
-            return entry[1]
-        text = self._render(query)
-        self._entries[key] = (query.statement, text)
-        if len(self._entries) > self._size:
-            self._entries.popitem(last=False)
-        return text
+
+_cached_check = functools.lru_cache(maxsize=CACHED_STATEMENTS)(_check)
+
+
+def render(
+    text: str, dialect: SqlDialect, internal_names: tuple[tuple[str, str], ...], limit: int
+) -> str:
+    """The engine's text of tenant statement ``text``: ``dialect``, every datasource
+    renamed by ``internal_names`` (sorted ``(public, internal)`` pairs), at most ``limit``
+    rows. Remembered by value for short statements, so a repeated query is neither
+    rewritten nor rendered again."""
+    if len(text) > CACHED_STATEMENT_CHARS:
+        return _render(text, dialect, internal_names, limit)
+    return _cached_render(text, dialect, internal_names, limit)
+
+
+def _render(
+    text: str, dialect: SqlDialect, internal_names: tuple[tuple[str, str], ...], limit: int
+) -> str:
+    statement = to_internal_names(
+        check(text, dialect.name).tree,
+        dict(internal_names),
+        schema_as_catalog=dialect.schemas,
+        single_schema=dialect.single_schema,
+    )
+    # One copy of the tenant's tree, made by the rewrite; the rest works on that copy.
+    return with_limit(statement, limit, copy=False).sql(dialect=dialect.name, copy=False)
+
+
+_cached_render = functools.lru_cache(maxsize=CACHED_STATEMENTS)(_render)

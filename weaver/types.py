@@ -7,12 +7,10 @@ into JSON and back with pydantic when a store persists them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from sqlglot import exp
+from typing import Any, Literal
 
 Role = Literal["viewer", "editor", "admin"]
 HealthStatus = Literal["up", "down", "disabled"]
@@ -35,21 +33,24 @@ class Principal:
         return any(ROLE_RANK.get(r, 0) >= needed for r in self.roles)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Datasource:
-    """A registered datasource as stores keep it.
+    """A registered datasource as stores keep it; shared by callers, so never changed
+    (make a changed copy with `dataclasses.replace`).
 
-    `connection` holds only the non-secret parameters; the secret ones are encrypted in
-    `sealed_secrets` and revealed through `WeaverContext.reveal_connection`.
+    ``engine`` is the datasource's kind (``postgres``, ``sqlite``, …), never the plugin
+    that runs queries. ``connection`` holds only the non-secret parameters; the secret
+    ones are encrypted in ``sealed_secrets`` and opened only by
+    `weaver.connections.reveal` for handing to a backend.
     """
 
     tenant_id: str
     name: str
     engine: str
     internal_name: str
-    connection: dict[str, Any]
+    connection: Mapping[str, Any]
     sealed_secrets: str
-    secret_keys: list[str]
+    secret_keys: tuple[str, ...]
     description: str | None
     created_at: datetime
     updated_at: datetime
@@ -109,11 +110,11 @@ class SchemaGraph:
         return sum(1 for t in self.tables for c in t.columns if c.references is not None)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     id: str
     tenant_id: str
-    datasource: str
+    datasource_name: str
     created_at: datetime
     graph: SchemaGraph
 
@@ -126,14 +127,16 @@ class SnapshotSummary:
     columns: int
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class GlossaryTerm:
+    """A business term; ``columns`` are ``datasource.schema.table.column`` paths."""
+
     id: str
     tenant_id: str
     term: str
     definition: str
-    synonyms: list[str]
-    columns: list[str]
+    synonyms: tuple[str, ...]
+    columns: tuple[str, ...]
     created_at: datetime
     updated_at: datetime
 
@@ -164,7 +167,7 @@ class DatasourceStatistics:
 @dataclass(frozen=True, slots=True)
 class SearchHit:
     kind: SearchKind
-    datasource: str
+    datasource_name: str
     schema: str
     table: str
     column: str | None = None
@@ -173,7 +176,7 @@ class SearchHit:
     @property
     def key(self) -> str:
         """The paging key of ``search_metadata``: ``datasource.schema.table[.column]``."""
-        parts = [self.datasource, self.schema, self.table]
+        parts = [self.datasource_name, self.schema, self.table]
         return ".".join([*parts, self.column] if self.column is not None else parts)
 
 
@@ -194,9 +197,7 @@ def parse_search_key(kind: SearchKind, key: str | None) -> tuple[str, str, str, 
         table, dot, column = rest.rpartition(".")
         if dot:
             return (datasource, schema, table, column)
-    from weaver.errors import BadRequest
-
-    raise BadRequest("the cursor is not one this API issued")
+    raise ValueError("the cursor is not one this API issued")
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,28 +207,57 @@ class ResultColumn:
 
 
 @dataclass(frozen=True, slots=True)
-class PreparedQuery:
-    """A statement the core has parsed and checked: one read-only SELECT whose every
-    datasource belongs to the caller's tenant.
+class SqlDialect:
+    """How a query engine reads SQL, for the core to render tenant statements in.
 
-    `statement` is the sqlglot tree with table qualifiers as the tenant wrote them;
-    `datasources` maps each name it uses to its record. Engines rewrite the qualifiers
-    to internal names with `weaver.sql.to_internal_names` and render their dialect.
+    ``name`` is the sqlglot dialect (``None``: the generic one). With ``schemas`` a
+    datasource has schemas of its own, so ``ds.schema.table`` becomes
+    ``internal.schema.table``; without, the datasource has one schema, ``single_schema``
+    (SQLite's ``main``), so ``ds.<single_schema>.table`` becomes ``internal.table`` and
+    any other schema is refused.
     """
 
-    statement: exp.Expression
-    datasources: dict[str, Datasource]
+    name: str | None
+    schemas: bool = True
+    single_schema: str = "main"
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedQuery:
+    """A statement the core has parsed, checked and rendered for the query engine.
+
+    ``sql`` is one read-only SELECT in the engine's dialect, every datasource qualifier
+    already replaced by the datasource's internal name, asking for at most ``limit + 1``
+    rows (one more tells the core whether there were more). ``datasources`` maps each
+    public name the tenant used to its record. Engines run ``sql`` as it is.
+    """
+
+    query_id: str
+    sql: str
+    datasources: Mapping[str, Datasource]
     limit: int
     timeout_seconds: float
 
 
-@dataclass(slots=True)
-class QueryResult:
-    """Rows as the engine produced them; the core converts values to JSON-native ones."""
+@dataclass(frozen=True, slots=True)
+class EngineResult:
+    """What an engine read: column names and types, and the rows as the engine produced
+    them (at most ``limit + 1``); the core truncates and converts values."""
 
     columns: list[ResultColumn]
     rows: list[list[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """A query's answer as the core hands it on: at most ``limit`` rows, column names as
+    the tenant wrote them."""
+
+    query_id: str
+    columns: list[ResultColumn]
+    rows: list[list[Any]]
     truncated: bool
+    elapsed_ms: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,13 +53,13 @@ class OrderProbe:
 
     @hookimpl
     async def weaver_startup(self, context: WeaverContext) -> None:
-        assert context.host is not None
-        self.saw_store_open = await context.host.all_datasources() == []
+        assert context.registry is not None
+        self.saw_store_open = await context.registry.all_datasources() == []
 
     @hookimpl
     async def weaver_shutdown(self, context: WeaverContext) -> None:
-        assert context.host is not None
-        self.store_open_at_shutdown = await context.host.all_datasources() == []
+        assert context.registry is not None
+        self.store_open_at_shutdown = await context.registry.all_datasources() == []
 
 
 order_probe = OrderProbe()

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import re
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from weaver import codec
+from weaver.api.models import Answer
 from weaver.api.paging import ItemList, ListQuery, page_of
-from weaver.errors import NotFound, Unprocessable
 from weaver.keys import HOST, principal_of
 from weaver.responses import json_response
 from weaver.routing import RouteTable
 from weaver.types import GlossaryTerm
+from weaver.workflows import glossary as workflow
 
 routes = RouteTable()
 PREFIX = "/api/v1/metadata/glossary"
@@ -60,7 +60,7 @@ class GlossaryQuery(ListQuery):
     q: str | None = Field(None, max_length=200)
 
 
-class GlossaryTermOut(BaseModel):
+class GlossaryTermOut(Answer):
     id: str
     term: str
     definition: str
@@ -76,24 +76,6 @@ def render(term: GlossaryTerm) -> dict[str, Any]:
     return body
 
 
-async def _linked_datasources_exist(
-    request: web.Request, tenant_id: str, columns: list[str]
-) -> None:
-    host = request.app[HOST]
-    for name in sorted({column.split(".", 1)[0] for column in columns}):
-        if await host.get_datasource(tenant_id, name) is None:
-            raise Unprocessable(
-                f"datasource '{name}' named in columns does not exist",
-                errors=[
-                    {
-                        "loc": ["body", "columns"],
-                        "msg": f"unknown datasource '{name}'",
-                        "type": "datasource",
-                    }
-                ],
-            )
-
-
 @routes.route(
     "POST",
     PREFIX,
@@ -106,20 +88,14 @@ async def _linked_datasources_exist(
     errors=(409, 422),
 )
 async def create_term(request: web.Request, body: GlossaryTermIn) -> web.StreamResponse:
-    principal = principal_of(request)
-    await _linked_datasources_exist(request, principal.tenant_id, body.columns)
-    now = datetime.now(UTC)
-    term = GlossaryTerm(
-        id=uuid.uuid4().hex,
-        tenant_id=principal.tenant_id,
+    term = await workflow.create_term(
+        request.app[HOST],
+        principal_of(request).tenant_id,
         term=body.term,
         definition=body.definition,
         synonyms=body.synonyms,
         columns=body.columns,
-        created_at=now,
-        updated_at=now,
     )
-    await request.app[HOST].save_glossary_term(term, create=True)
     return json_response(render(term), status=201, headers={"Location": f"{PREFIX}/{term.id}"})
 
 
@@ -141,12 +117,9 @@ async def list_terms(request: web.Request, query: GlossaryQuery) -> web.StreamRe
 
 
 async def _term_or_404(request: web.Request) -> GlossaryTerm:
-    principal = principal_of(request)
-    term_id = request.match_info["term_id"]
-    term = await request.app[HOST].get_glossary_term(principal.tenant_id, term_id)
-    if term is None:
-        raise NotFound(f"glossary term '{term_id}' not found")
-    return term
+    return await workflow.require_term(
+        request.app[HOST], principal_of(request).tenant_id, request.match_info["term_id"]
+    )
 
 
 @routes.route(
@@ -173,12 +146,14 @@ async def get_term(request: web.Request) -> web.StreamResponse:
     errors=(404, 409, 422),
 )
 async def replace_term(request: web.Request, body: GlossaryTermIn) -> web.StreamResponse:
-    term = await _term_or_404(request)
-    await _linked_datasources_exist(request, term.tenant_id, body.columns)
-    term.term, term.definition = body.term, body.definition
-    term.synonyms, term.columns = body.synonyms, body.columns
-    term.updated_at = datetime.now(UTC)
-    await request.app[HOST].save_glossary_term(term, create=False)
+    term = await workflow.replace_term(
+        request.app[HOST],
+        await _term_or_404(request),
+        term=body.term,
+        definition=body.definition,
+        synonyms=body.synonyms,
+        columns=body.columns,
+    )
     return json_response(render(term))
 
 
@@ -192,8 +167,7 @@ async def replace_term(request: web.Request, body: GlossaryTermIn) -> web.Stream
     errors=(404,),
 )
 async def delete_term(request: web.Request) -> web.StreamResponse:
-    principal = principal_of(request)
-    term_id = request.match_info["term_id"]
-    if not await request.app[HOST].delete_glossary_term(principal.tenant_id, term_id):
-        raise NotFound(f"glossary term '{term_id}' not found")
+    await workflow.delete_term(
+        request.app[HOST], principal_of(request).tenant_id, request.match_info["term_id"]
+    )
     return web.Response(status=204)

@@ -6,8 +6,8 @@ from dataclasses import asdict
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel
 
+from weaver.api.models import Answer, OpenAnswer
 from weaver.keys import HOST, METRICS, OPENAPI_DOCUMENT
 from weaver.responses import json_response
 from weaver.routing import RouteTable
@@ -16,22 +16,22 @@ from weaver.types import HealthCheck
 routes = RouteTable()
 
 
-class Liveness(BaseModel):
+class Liveness(Answer):
     status: Literal["alive"]
 
 
-class PluginCheck(BaseModel):
+class PluginCheck(OpenAnswer):
     status: Literal["up", "down", "disabled"]
     detail: str | None = None
     latency_ms: float | None = None
 
 
-class Readiness(BaseModel):
+class Readiness(Answer):
     status: Literal["ready", "degraded"]
     checks: dict[str, PluginCheck]
 
 
-class QueryEngineStatus(BaseModel):
+class QueryEngineStatus(OpenAnswer):
     engine: str
     status: Literal["up", "down"]
     detail: str | None = None
@@ -85,7 +85,7 @@ async def ready(request: web.Request) -> web.StreamResponse:
 )
 async def query_status(request: web.Request) -> web.StreamResponse:
     host = request.app[HOST]
-    engine = host.query_engine or "none"
+    engine = host.query_plugin or "none"
     check = (await host.check_health(only=engine)).get(engine, HealthCheck("down", "no engine"))
     body = _check_body(check)
     body["status"] = "up" if check.status == "up" else "down"

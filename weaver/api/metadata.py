@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import time
-import uuid
-from datetime import UTC, datetime
+from dataclasses import asdict
+from datetime import datetime
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from weaver import codec
-from weaver.api.datasources import datasource_or_404
+from weaver.api.models import Answer
 from weaver.api.paging import ItemList, ListQuery, page_in_memory, page_of
-from weaver.errors import NotFound
+from weaver.errors import BadRequest
 from weaver.host import Host
 from weaver.keys import HOST, principal_of
 from weaver.responses import json_response
@@ -22,18 +21,20 @@ from weaver.types import (
     Column,
     Datasource,
     DatasourceStatistics,
-    SchemaGraph,
-    Snapshot,
+    SearchHit,
     SnapshotSummary,
     Table,
+    parse_search_key,
 )
+from weaver.workflows import catalog
+from weaver.workflows.datasources import require_datasource
 
 routes = RouteTable()
 PREFIX = "/api/v1/metadata"
 DS = PREFIX + "/datasources/{name}"
 
 
-class SyncResult(BaseModel):
+class SyncResult(Answer):
     snapshot_id: str
     schemas: int
     tables: int
@@ -42,24 +43,24 @@ class SyncResult(BaseModel):
     elapsed_ms: float
 
 
-class SchemaOut(BaseModel):
+class SchemaOut(Answer):
     name: str
     table_count: int
 
 
-class TableSummaryOut(BaseModel):
+class TableSummaryOut(Answer):
     name: str
     column_count: int
     row_count: int | None = None
 
 
-class ColumnRefOut(BaseModel):
+class ColumnRefOut(Answer):
     schema_name: str = Field(alias="schema")
     table: str
     column: str
 
 
-class ColumnOut(BaseModel):
+class ColumnOut(Answer):
     name: str
     data_type: str
     nullable: bool
@@ -68,14 +69,14 @@ class ColumnOut(BaseModel):
     references: ColumnRefOut | None
 
 
-class ReferrerOut(BaseModel):
+class ReferrerOut(Answer):
     schema_name: str = Field(alias="schema")
     table: str
     column: str
     referenced_column: str
 
 
-class TableOut(BaseModel):
+class TableOut(Answer):
     name: str
     schema_name: str = Field(alias="schema")
     datasource: str
@@ -90,7 +91,7 @@ class SearchQuery(ListQuery):
     kind: Literal["table", "column"] = "table"
 
 
-class SearchHitOut(BaseModel):
+class SearchHitOut(Answer):
     kind: Literal["table", "column"]
     datasource: str
     schema_name: str = Field(alias="schema")
@@ -99,7 +100,7 @@ class SearchHitOut(BaseModel):
     data_type: str | None = None
 
 
-class SnapshotSummaryOut(BaseModel):
+class SnapshotSummaryOut(Answer):
     id: str
     created_at: datetime
     tables: int
@@ -112,26 +113,26 @@ class DiffQuery(BaseModel):
     against: str = Field(min_length=1, max_length=200)
 
 
-class ColumnChangeOut(BaseModel):
+class ColumnChangeOut(Answer):
     column: str
     before: str
     after: str
 
 
-class TableChangeOut(BaseModel):
+class TableChangeOut(Answer):
     table: str
     added_columns: list[str]
     removed_columns: list[str]
     changed_columns: list[ColumnChangeOut]
 
 
-class SnapshotDiffOut(BaseModel):
+class SnapshotDiffOut(Answer):
     added_tables: list[str]
     removed_tables: list[str]
     changed_tables: list[TableChangeOut]
 
 
-class ColumnStatisticsOut(BaseModel):
+class ColumnStatisticsOut(Answer):
     name: str
     null_count: int
     distinct_count: int
@@ -139,14 +140,14 @@ class ColumnStatisticsOut(BaseModel):
     max: Any = None
 
 
-class TableStatisticsOut(BaseModel):
+class TableStatisticsOut(Answer):
     schema_name: str = Field(alias="schema")
     table: str
     row_count: int
     columns: list[ColumnStatisticsOut]
 
 
-class StatisticsOut(BaseModel):
+class StatisticsOut(Answer):
     tables: list[TableStatisticsOut]
     computed_at: datetime
 
@@ -154,18 +155,7 @@ class StatisticsOut(BaseModel):
 async def _datasource(request: web.Request) -> tuple[Host, Datasource]:
     host = request.app[HOST]
     principal = principal_of(request)
-    return host, await datasource_or_404(host, principal.tenant_id, request.match_info["name"])
-
-
-async def _graph(host: Host, datasource: Datasource) -> SchemaGraph:
-    graph = await host.load_metadata(datasource)
-    if graph is None:
-        raise NotFound(f"datasource '{datasource.name}' has not been synced yet")
-    return graph
-
-
-def _table_key(table: Table) -> str:
-    return f"{table.schema}.{table.name}"
+    return host, await require_datasource(host, principal.tenant_id, request.match_info["name"])
 
 
 @routes.route(
@@ -179,25 +169,16 @@ def _table_key(table: Table) -> str:
 )
 async def sync(request: web.Request) -> web.StreamResponse:
     host, datasource = await _datasource(request)
-    started = time.perf_counter()
-    graph = await host.introspect_datasource(datasource)
-    await host.store_metadata(datasource, graph)
-    snapshot = Snapshot(
-        id=uuid.uuid4().hex,
-        tenant_id=datasource.tenant_id,
-        datasource=datasource.name,
-        created_at=datetime.now(UTC),
-        graph=graph,
-    )
-    await host.save_snapshot(snapshot)
+    outcome = await catalog.sync(host, datasource)
+    graph = outcome.snapshot.graph
     return json_response(
         {
-            "snapshot_id": snapshot.id,
+            "snapshot_id": outcome.snapshot.id,
             "schemas": len(graph.schemas),
             "tables": len(graph.tables),
             "columns": graph.column_count,
             "foreign_keys": graph.foreign_key_count,
-            "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
+            "elapsed_ms": outcome.elapsed_ms,
         }
     )
 
@@ -214,7 +195,7 @@ async def sync(request: web.Request) -> web.StreamResponse:
 )
 async def list_schemas(request: web.Request, query: ListQuery) -> web.StreamResponse:
     host, datasource = await _datasource(request)
-    graph = await _graph(host, datasource)
+    graph = await catalog.require_graph(host, datasource)
     counts = {schema: 0 for schema in graph.schemas}
     for table in graph.tables:
         counts[table.schema] = counts.get(table.schema, 0) + 1
@@ -236,11 +217,8 @@ async def list_schemas(request: web.Request, query: ListQuery) -> web.StreamResp
 )
 async def list_tables(request: web.Request, query: ListQuery) -> web.StreamResponse:
     host, datasource = await _datasource(request)
-    graph = await _graph(host, datasource)
-    schema = request.match_info["schema"]
-    if schema not in graph.schemas and not any(t.schema == schema for t in graph.tables):
-        raise NotFound(f"schema '{schema}' not found")
-    tables = sorted((t for t in graph.tables if t.schema == schema), key=lambda t: t.name)
+    graph = await catalog.require_graph(host, datasource)
+    tables = catalog.require_schema(graph, request.match_info["schema"])
 
     def render(table: Table) -> dict[str, Any]:
         body: dict[str, Any] = {"name": table.name, "column_count": len(table.columns)}
@@ -266,31 +244,15 @@ def _render_column(column: Column) -> dict[str, Any]:
 )
 async def get_table(request: web.Request) -> web.StreamResponse:
     host, datasource = await _datasource(request)
-    graph = await _graph(host, datasource)
-    schema, name = request.match_info["schema"], request.match_info["table"]
-    table = next((t for t in graph.tables if t.schema == schema and t.name == name), None)
-    if table is None:
-        raise NotFound(f"table '{schema}.{name}' not found")
-    referenced_by = [
-        {
-            "schema": other.schema,
-            "table": other.name,
-            "column": column.name,
-            "referenced_column": column.references.column,
-        }
-        for other in graph.tables
-        for column in other.columns
-        if column.references is not None
-        and column.references.schema == schema
-        and column.references.table == name
-    ]
+    graph = await catalog.require_graph(host, datasource)
+    table = catalog.require_table(graph, request.match_info["schema"], request.match_info["table"])
     return json_response(
         {
             "name": table.name,
             "schema": table.schema,
             "datasource": datasource.name,
             "columns": [_render_column(c) for c in sorted(table.columns, key=lambda c: c.ordinal)],
-            "referenced_by": referenced_by,
+            "referenced_by": [asdict(r) for r in catalog.referrers(graph, table)],
         }
     )
 
@@ -306,8 +268,24 @@ async def get_table(request: web.Request) -> web.StreamResponse:
 )
 async def search(request: web.Request, query: SearchQuery) -> web.StreamResponse:
     host, principal = request.app[HOST], principal_of(request)
-    hits = await host.search_metadata(principal.tenant_id, query.q, query.kind, query.page())
-    return json_response(page_of(hits, query, lambda hit: hit.key, codec.to_jsonable))
+    page = query.page()
+    try:
+        parse_search_key(query.kind, page.after)
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
+    hits = await host.search_metadata(principal.tenant_id, query.q, query.kind, page)
+    return json_response(page_of(hits, query, lambda hit: hit.key, _render_hit))
+
+
+def _render_hit(hit: SearchHit) -> dict[str, Any]:
+    return {
+        "kind": hit.kind,
+        "datasource": hit.datasource_name,
+        "schema": hit.schema,
+        "table": hit.table,
+        "column": hit.column,
+        "data_type": hit.data_type,
+    }
 
 
 @routes.route(
@@ -326,13 +304,6 @@ async def list_snapshots(request: web.Request, query: ListQuery) -> web.StreamRe
     return json_response(page_of(rows, query, lambda s: s.id, codec.to_jsonable))
 
 
-async def _snapshot(host: Host, datasource: Datasource, snapshot_id: str) -> Snapshot:
-    snapshot = await host.get_snapshot(datasource, snapshot_id)
-    if snapshot is None:
-        raise NotFound(f"snapshot '{snapshot_id}' not found")
-    return snapshot
-
-
 @routes.route(
     "GET",
     DS + "/snapshots/{snapshot_id}",
@@ -343,7 +314,7 @@ async def _snapshot(host: Host, datasource: Datasource, snapshot_id: str) -> Sna
 )
 async def get_snapshot(request: web.Request) -> web.StreamResponse:
     host, datasource = await _datasource(request)
-    snapshot = await _snapshot(host, datasource, request.match_info["snapshot_id"])
+    snapshot = await catalog.require_snapshot(host, datasource, request.match_info["snapshot_id"])
     summary = SnapshotSummary(
         snapshot.id, snapshot.created_at, len(snapshot.graph.tables), snapshot.graph.column_count
     )
@@ -354,45 +325,6 @@ async def get_snapshot(request: web.Request) -> web.StreamResponse:
             **codec.to_jsonable(snapshot.graph),
         }
     )
-
-
-def diff_graphs(before: SchemaGraph, after: SchemaGraph) -> dict[str, Any]:
-    """What changed from `before` to `after`, tables named `schema.table`."""
-    old = {_table_key(t): t for t in before.tables}
-    new = {_table_key(t): t for t in after.tables}
-    changed = []
-    for key in sorted(old.keys() & new.keys()):
-        old_columns = {c.name: c for c in old[key].columns}
-        new_columns = {c.name: c for c in new[key].columns}
-        retyped = [
-            {
-                "column": name,
-                "before": _describe(old_columns[name]),
-                "after": _describe(new_columns[name]),
-            }
-            for name in sorted(old_columns.keys() & new_columns.keys())
-            if _describe(old_columns[name]) != _describe(new_columns[name])
-        ]
-        added = sorted(new_columns.keys() - old_columns.keys())
-        removed = sorted(old_columns.keys() - new_columns.keys())
-        if added or removed or retyped:
-            changed.append(
-                {
-                    "table": key,
-                    "added_columns": added,
-                    "removed_columns": removed,
-                    "changed_columns": retyped,
-                }
-            )
-    return {
-        "added_tables": sorted(new.keys() - old.keys()),
-        "removed_tables": sorted(old.keys() - new.keys()),
-        "changed_tables": changed,
-    }
-
-
-def _describe(column: Column) -> str:
-    return column.data_type + ("" if column.nullable else " NOT NULL")
 
 
 @routes.route(
@@ -407,9 +339,9 @@ def _describe(column: Column) -> str:
 )
 async def diff_snapshots(request: web.Request, query: DiffQuery) -> web.StreamResponse:
     host, datasource = await _datasource(request)
-    current = await _snapshot(host, datasource, request.match_info["snapshot_id"])
-    base = await _snapshot(host, datasource, query.against)
-    return json_response(diff_graphs(base.graph, current.graph))
+    current = await catalog.require_snapshot(host, datasource, request.match_info["snapshot_id"])
+    base = await catalog.require_snapshot(host, datasource, query.against)
+    return json_response(catalog.diff_graphs(base.graph, current.graph))
 
 
 @routes.route(
@@ -423,10 +355,7 @@ async def diff_snapshots(request: web.Request, query: DiffQuery) -> web.StreamRe
 )
 async def refresh_statistics(request: web.Request) -> web.StreamResponse:
     host, datasource = await _datasource(request)
-    # Statistics describe the datasource as it is, not as it was last synced.
-    graph = await host.introspect_datasource(datasource)
-    statistics = await host.compute_statistics(datasource, graph)
-    await host.save_statistics(datasource, statistics)
+    statistics = await catalog.refresh_statistics(host, datasource)
     return json_response(codec.to_jsonable(statistics, DatasourceStatistics))
 
 
@@ -441,7 +370,5 @@ async def refresh_statistics(request: web.Request) -> web.StreamResponse:
 )
 async def get_statistics(request: web.Request) -> web.StreamResponse:
     host, datasource = await _datasource(request)
-    statistics = await host.load_statistics(datasource)
-    if statistics is None:
-        raise NotFound(f"statistics of '{datasource.name}' have not been computed yet")
+    statistics = await catalog.require_statistics(host, datasource)
     return json_response(codec.to_jsonable(statistics, DatasourceStatistics))

@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from weaver.api.models import Answer
 from weaver.errors import BadRequest
 from weaver.types import Page
 
@@ -30,7 +31,7 @@ class ListQuery(BaseModel):
         return Page(limit=self.limit + 1, after=decode_cursor(self.cursor))
 
 
-class ItemList(BaseModel, Generic[ItemT]):
+class ItemList(Answer, Generic[ItemT]):
     items: list[ItemT]
     next_cursor: str | None
 

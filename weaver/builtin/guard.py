@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from weaver import hookimpl
-from weaver.context import WeaverContext
 from weaver.ratelimit import (
     IDEMPOTENT_METHODS,
     IN_FLIGHT_LEASE_SECONDS,
@@ -35,10 +34,9 @@ from weaver.ratelimit import (
     key_in_flight,
     key_reused,
 )
-from weaver.settings import RateLimit
+from weaver.settings import RateLimit, Settings
 from weaver.types import GuardDecision, GuardRequest, IdempotencyClaim, StoredResponse
 
-PLUGIN_NAME = "embedded_guard"
 MAX_CALLERS = 100_000
 MAX_RECORDS = 10_000
 
@@ -140,26 +138,28 @@ class EmbeddedGuard:
             del self.records[key]
 
 
-def _guard(context: WeaverContext) -> EmbeddedGuard:
-    # Made on first use: when another plugin owns the guard hooks this one never runs.
-    guard = context.state.get(PLUGIN_NAME)
-    if not isinstance(guard, EmbeddedGuard):
-        guard = context.state[PLUGIN_NAME] = EmbeddedGuard(
-            context.settings.rate_limit, context.settings.idempotency_ttl_seconds
-        )
-    return guard
+class EmbeddedGuardPlugin:
+    """The embedded guard as a plugin: one `EmbeddedGuard` per app, made on first use
+    (when another plugin owns the guard hooks, this one never runs)."""
 
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._guard: EmbeddedGuard | None = None
 
-@hookimpl(trylast=True)
-def guard_request(context: WeaverContext, request: GuardRequest) -> GuardDecision:
-    return _guard(context).admit(request)
+    @property
+    def guard(self) -> EmbeddedGuard:
+        if self._guard is None:
+            self._guard = EmbeddedGuard(
+                self._settings.rate_limit, self._settings.idempotency_ttl_seconds
+            )
+        return self._guard
 
+    @hookimpl(trylast=True)
+    def guard_request(self, request: GuardRequest) -> GuardDecision:
+        return self.guard.admit(request)
 
-@hookimpl(trylast=True)
-def guard_response(
-    context: WeaverContext,
-    request: GuardRequest,
-    claim: IdempotencyClaim,
-    response: StoredResponse | None,
-) -> None:
-    _guard(context).settle(request, claim, response)
+    @hookimpl(trylast=True)
+    def guard_response(
+        self, request: GuardRequest, claim: IdempotencyClaim, response: StoredResponse | None
+    ) -> None:
+        self.guard.settle(request, claim, response)

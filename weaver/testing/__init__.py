@@ -23,7 +23,14 @@ from __future__ import annotations
 
 from weaver.testing.engine import EngineContract
 from weaver.testing.guard import GuardContract
-from weaver.testing.harness import make_settings, running_host
+from weaver.testing.harness import free_port, make_settings, running_host
 from weaver.testing.store import StoreContract
 
-__all__ = ["EngineContract", "GuardContract", "StoreContract", "make_settings", "running_host"]
+__all__ = [
+    "EngineContract",
+    "GuardContract",
+    "StoreContract",
+    "free_port",
+    "make_settings",
+    "running_host",
+]

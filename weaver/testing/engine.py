@@ -33,8 +33,8 @@ from sqlglot import exp, parse_one
 
 from weaver.errors import EngineFailed, EngineTimeout
 from weaver.host import Host
-from weaver.sql import parse_read_only, referenced_datasources
 from weaver.types import ColumnRef, Datasource, PreparedQuery, Principal, QueryResult, Table
+from weaver.workflows import query as query_workflow
 
 SampleFactory = Callable[[str], Awaitable[Datasource]]
 
@@ -120,7 +120,10 @@ def sample_statements(dialect: str) -> list[str]:
     return statements
 
 
-def prepare(
+CONTRACT_TENANT = "contract"
+
+
+async def prepare(
     host: Host,
     sql: str,
     datasources: Sequence[Datasource],
@@ -128,22 +131,26 @@ def prepare(
     limit: int = 100,
     timeout_seconds: float = 30.0,
 ) -> PreparedQuery:
-    """What the core hands an engine for ``sql``: checked, with its datasources."""
-    statement = parse_read_only(sql, host.sql_dialect())
-    by_name = {datasource.name: datasource for datasource in datasources}
-    used = referenced_datasources(statement)
-    return PreparedQuery(statement, {n: by_name[n] for n in used}, limit, timeout_seconds)
+    """What the core hands an engine for ``sql`` (checked and rendered by the core's own
+    query workflow), on registered ``datasources`` of one tenant."""
+    principal = principal_for(datasources[0]) if datasources else _nobody()
+    return await query_workflow.render(
+        host, principal, sql, limit=limit, timeout_seconds=timeout_seconds
+    )
 
 
 def principal_for(datasource: Datasource) -> Principal:
     return Principal("contract", datasource.tenant_id, frozenset({"viewer"}))
 
 
+def _nobody() -> Principal:
+    return Principal("contract", CONTRACT_TENANT, frozenset({"viewer"}))
+
+
 async def run_query(host: Host, datasource: Datasource, sql: str, **options: Any) -> QueryResult:
-    query = prepare(host, sql.format(ds=datasource.name), [datasource], **options)
-    result = await host.execute_query(principal_for(datasource), query)
-    assert result is not None, "the engine refused a statement it should run"
-    return result
+    """``sql`` (``{ds}`` standing for the datasource) run the way ``/api/query`` runs it."""
+    query = await prepare(host, sql.format(ds=datasource.name), [datasource], **options)
+    return await query_workflow.execute(host, principal_for(datasource), query)
 
 
 def _table(tables: Sequence[Table], schema: str, name: str) -> Table:

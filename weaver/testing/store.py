@@ -51,7 +51,7 @@ def make_datasource(tenant_id: str, name: str, description: str | None = None) -
         internal_name=f"w_{tenant_id}_{name}",
         connection={"host": "db.internal", "port": 5432, "database": name, "user": "reader"},
         sealed_secrets=f"v1.test.sealed-{name}",
-        secret_keys=["password"],
+        secret_keys=("password",),
         description=description,
         created_at=EPOCH,
         updated_at=EPOCH + timedelta(seconds=1),
@@ -119,8 +119,8 @@ def make_term(
         tenant_id=tenant_id,
         term=term,
         definition=definition,
-        synonyms=synonyms or [],
-        columns=["shop.sales.orders.total_amount"],
+        synonyms=tuple(synonyms or ()),
+        columns=("shop.sales.orders.total_amount",),
         created_at=EPOCH,
         updated_at=EPOCH,
     )
@@ -146,7 +146,7 @@ def make_statistics(row_count: int) -> DatasourceStatistics:
 
 def search_key(hit: SearchHit) -> str:
     """The cursor `search_metadata` takes: the last hit as datasource.schema.table[.column]."""
-    key = f"{hit.datasource}.{hit.schema}.{hit.table}"
+    key = f"{hit.datasource_name}.{hit.schema}.{hit.table}"
     return key if hit.column is None else f"{key}.{hit.column}"
 
 
@@ -352,7 +352,7 @@ class StoreContract:
         return Snapshot(
             id=uuid.uuid4().hex,
             tenant_id=datasource.tenant_id,
-            datasource=datasource.name,
+            datasource_name=datasource.name,
             created_at=EPOCH + timedelta(minutes=minutes),
             graph=graph,
         )
@@ -437,7 +437,7 @@ class StoreContract:
             term,
             term="revenue",
             definition="Income before costs.",
-            synonyms=["Turnover"],
+            synonyms=("Turnover",),
             updated_at=EPOCH + timedelta(hours=1),
         )
         await host.save_glossary_term(changed, create=False)
@@ -550,7 +550,7 @@ class StoreContract:
         assert await host.get_snapshot(gone, snapshots[tenant_a, "shop"].id) is None
         assert await host.load_statistics(gone) is None
         hits = await host.search_metadata(tenant_a, "orders", "table", Page(10))
-        assert [h.datasource for h in hits] == ["archive"]
+        assert [h.datasource_name for h in hits] == ["archive"]
         for datasource in kept:
             snapshot = snapshots[datasource.tenant_id, datasource.name]
             assert await host.load_metadata(datasource) == shop_graph()

@@ -38,7 +38,7 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 async def host(live_env: LiveEnv, data_dir: Path) -> AsyncIterator[Host]:
     async with running_host(live_env.settings(data_dir)) as started:
-        assert started.query_engine == "mindsdb", started.plugins
+        assert started.query_plugin == "mindsdb", started.plugins
         yield started
 
 

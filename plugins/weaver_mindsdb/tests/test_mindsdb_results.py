@@ -1,4 +1,4 @@
-"""Column types read from MindsDB's untyped JSON rows; truncation."""
+"""Column types read from MindsDB's untyped JSON rows."""
 
 from __future__ import annotations
 
@@ -29,19 +29,12 @@ def test_column_type(values: list[object], expected: str) -> None:
     assert column_type(values) == expected
 
 
-def test_rows_beyond_the_limit_mark_truncation() -> None:
+def test_every_row_is_kept_and_typed() -> None:
+    # The core cuts the extra row fetched to detect truncation; the plugin keeps them all.
     table = Table(["id", "name"], [[1, "a"], [2, "b"], [3, None]])
-    cut = to_result(table, 2)
-    assert cut.rows == [[1, "a"], [2, "b"]] and cut.truncated is True
-    assert [(c.name, c.type) for c in cut.columns] == [("id", "integer"), ("name", "text")]
-    whole = to_result(table, 3)
-    assert len(whole.rows) == 3 and whole.truncated is False
-
-
-def test_types_are_read_from_the_rows_returned_only() -> None:
-    # The extra row fetched to detect truncation must not change a column's type.
-    table = Table(["v"], [[1], ["x"]])
-    assert to_result(table, 1).columns[0].type == "integer"
+    result = to_result(table)
+    assert result.rows == [[1, "a"], [2, "b"], [3, None]]
+    assert [(c.name, c.type) for c in result.columns] == [("id", "integer"), ("name", "text")]
 
 
 def test_records_key_rows_by_lower_case_column() -> None:

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from weaver_mindsdb.service import DIALECT
 from weaver_mindsdb.verify import verify_rendered
 
 from weaver import sql
 from weaver.errors import InvalidQuery
-from weaver.types import Datasource
 
-
-def _datasource(name: str) -> Datasource:
-    now = datetime.now(UTC)
-    return Datasource("t1", name, "postgres", f"w_0123456789ab_{name}", {}, "", [], None, now, now)
-
-
-DATASOURCES = {name: _datasource(name) for name in ("sales", "crm")}
-INTERNAL = [d.internal_name for d in DATASOURCES.values()]
+NAMES = {name: f"w_0123456789ab_{name}" for name in ("sales", "crm")}
+INTERNAL = list(NAMES.values())
 
 
 def render(tenant_sql: str, limit: int = 100) -> str:
-    """What the plugin sends for ``tenant_sql``, after the core's checks."""
-    statement = sql.parse_read_only(tenant_sql, DIALECT)
-    used = {n: DATASOURCES[n] for n in sql.referenced_datasources(statement)}
-    rewritten = sql.to_internal_names(statement, used)
-    return sql.with_limit(rewritten, limit + 1).sql(dialect=DIALECT)
+    """What the core hands the plugin for ``tenant_sql``, in MindsDB's dialect."""
+    used = sql.check(tenant_sql, DIALECT.name).datasources
+    names = tuple(sorted((n, NAMES[n]) for n in used))
+    return sql.render(tenant_sql, DIALECT, names, limit + 1)
 
 
 @pytest.mark.parametrize(

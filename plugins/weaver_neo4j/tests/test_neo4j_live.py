@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from neo4j import AsyncDriver
-from weaver_neo4j.plugin import PLUGIN_NAME, Neo4jCatalog
+from weaver_neo4j.plugin import PLUGIN_NAME, Neo4jCatalog, Neo4jPlugin
 from weaver_neo4j.schema import DATASOURCE_CONSTRAINT, ensure_schema
 
 from weaver.errors import Unavailable
@@ -61,6 +61,12 @@ def tenant(forget_tenants: Callable[[list[str]], None]) -> str:
 async def host(neo4j_settings: Callable[..., Settings]) -> AsyncIterator[Host]:
     async with running_host(neo4j_settings()) as host:
         yield host
+
+
+def catalog_of(host: Host) -> Neo4jCatalog:
+    plugin = host.pm.get_plugin(PLUGIN_NAME)
+    assert isinstance(plugin, Neo4jPlugin)
+    return plugin.catalog
 
 
 async def count(neo4j: AsyncDriver, query: str, **parameters: Any) -> int:
@@ -209,7 +215,7 @@ async def test_search_pages_through_names_that_sort_apart_from_their_keys(
     while hits := await host.search_metadata(tenant, "a", "table", page):
         collected += [hit.table for hit in hits]
         last = hits[-1]
-        page = Page(limit=2, after=f"{last.datasource}.{last.schema}.{last.table}")
+        page = Page(limit=2, after=f"{last.datasource_name}.{last.schema}.{last.table}")
     assert collected == sorted(tables)
 
 
@@ -230,7 +236,7 @@ async def test_schema_setup_is_idempotent_and_replaces_a_tenant_blind_constraint
     for _ in range(2):
         async with running_host(neo4j_settings()) as host:
             assert PLUGIN_NAME not in host.startup_errors
-            assert host.context.state[PLUGIN_NAME].schema_ready
+            assert catalog_of(host).schema_ready
     indexes = await index_names()
     assert await constraint_properties() == [["tenant_id", "name"]]
     for name in ["schema_name_idx", "table_name_idx", "column_name_idx", DATASOURCE_CONSTRAINT]:
@@ -306,7 +312,7 @@ async def test_a_neo4j_that_comes_up_later_is_used_and_set_up(
     relay = Relay((name, int(port)))
     settings = neo4j_settings(uri=f"bolt://127.0.0.1:{relay.port}")
     async with running_host(settings) as host:
-        catalog: Neo4jCatalog = host.context.state[PLUGIN_NAME]
+        catalog: Neo4jCatalog = catalog_of(host)
         assert PLUGIN_NAME not in host.startup_errors
         assert not catalog.schema_ready
         assert (await host.check_health())[PLUGIN_NAME].status == "down"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from weaver_redis_guard.plugin import PLUGIN_NAME, RedisGuard
+from weaver_redis_guard.plugin import PLUGIN_NAME, RedisGuard, RedisGuardPlugin
 from weaver_redis_guard.testing import RedisServer, commands_sent
 
 from weaver.errors import GuardUnavailable, RateLimited
@@ -33,6 +33,12 @@ def redis_settings(tmp_path: Path, url: str, **overrides: str) -> Settings:
     return make_settings(
         tmp_path, WEAVER_REQUEST_GUARD_REDIS_MODE="true", REDIS_URL=url, **overrides
     )
+
+
+def guard_of(host: Host) -> RedisGuard:
+    plugin = host.pm.get_plugin(PLUGIN_NAME)
+    assert isinstance(plugin, RedisGuardPlugin)
+    return plugin.guard
 
 
 class TestRedisGuard(GuardContract):
@@ -90,7 +96,7 @@ async def test_concurrent_reads_cost_one_command_each(
 async def test_concurrent_calls_share_pipelines(
     host: Host, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scripts = host.context.state[PLUGIN_NAME].scripts
+    scripts = guard_of(host).scripts
     pipelines: list[int] = []
     send = scripts._pipeline
 
@@ -171,7 +177,7 @@ async def test_url_password_and_db_reach_the_server(
 
     async with running_host(redis_settings(tmp_path, f"redis://:s3cret@{base}/3")) as host:
         await host.guard_request(guard_request(new_principal()))
-        guard: RedisGuard = host.context.state[PLUGIN_NAME]
+        guard: RedisGuard = guard_of(host)
         assert await _dbsize(guard, 3) == 1
         assert await _dbsize(guard, 0) == 0
 

@@ -17,9 +17,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
-from weaver.context import WeaverContext
+from weaver.context import Registry, WeaverContext
 from weaver.errors import Problem
 from weaver.naming import is_internal_name
 from weaver.secrets import SecretsError
@@ -30,14 +29,6 @@ log = logging.getLogger(__name__)
 
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 60.0
-
-
-class Registry(Protocol):
-    """The part of `weaver.host.Host` reconciliation reads."""
-
-    async def all_datasources(self) -> list[Datasource]: ...
-
-    async def get_datasource(self, tenant_id: str, name: str) -> Datasource | None: ...
 
 
 @dataclass(frozen=True)

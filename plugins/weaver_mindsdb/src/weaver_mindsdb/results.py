@@ -1,4 +1,4 @@
-"""MindsDB's ``type: table`` answers as `QueryResult`s.
+"""MindsDB's ``type: table`` answers as `EngineResult`s.
 
 MindsDB sends column names and JSON values but no column types, so a column's type is
 read from its values: the narrowest type every non-null value fits.
@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from weaver.types import QueryResult, ResultColumn
+from weaver.types import EngineResult, ResultColumn
 from weaver_mindsdb.client import Table
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -58,12 +58,11 @@ def column_type(values: Iterable[object]) -> str:
     return found
 
 
-def to_result(table: Table, limit: int) -> QueryResult:
-    """At most ``limit`` rows of ``table``; ``truncated`` when it had more (the statement
-    was sent with ``LIMIT limit + 1`` to find out)."""
-    rows: Sequence[list[Any]] = table.data[:limit]
+def to_result(table: Table) -> EngineResult:
+    """``table``'s rows, with column types read from their values."""
+    rows: Sequence[list[Any]] = table.data
     columns = [
         ResultColumn(name, column_type(row[index] for row in rows))
         for index, name in enumerate(table.column_names)
     ]
-    return QueryResult(columns=columns, rows=list(rows), truncated=len(table.data) > limit)
+    return EngineResult(columns=columns, rows=list(rows))

@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from weaver.naming import INTERNAL_NAME_PATTERN
-from weaver.sql import internal_to_public
+from weaver.naming import public_names
 from weaver.types import Datasource
 
 MASK = "***"
@@ -28,9 +27,6 @@ _KEYED_SECRET = re.compile(
     r"""(?P<value>"[^"]*"|'[^']*'|[^\s,;)}]+)""",
     re.IGNORECASE,
 )
-# Anything shaped like an internal name left after the known ones are replaced belongs to
-# no datasource of this request.
-_INTERNAL_NAME = INTERNAL_NAME_PATTERN
 
 
 def _mask_secret(text: str, secret: str) -> str:
@@ -54,8 +50,7 @@ def clean_message(
         text = _mask_secret(text, secret)
     text = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{MASK}@", text)
     text = _KEYED_SECRET.sub(lambda m: f"{m['key']}{MASK}", text)
-    text = internal_to_public(text, list(datasources))
-    text = _INTERNAL_NAME.sub("<datasource>", text)
+    text = public_names(text, datasources)
     text = " ".join(text.split())
     if len(text) > MAX_DETAIL:
         text = text[: MAX_DETAIL - 1] + "…"

@@ -16,17 +16,17 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from weaver import sql
 from weaver.context import WeaverContext
 from weaver.errors import EngineFailed, EngineTimeout, Unavailable, Unprocessable
 from weaver.secrets import SecretsError
 from weaver.types import (
     Datasource,
     DatasourceStatistics,
+    EngineResult,
     HealthCheck,
     PreparedQuery,
-    QueryResult,
     SchemaGraph,
+    SqlDialect,
 )
 from weaver_mindsdb import introspection, statements
 from weaver_mindsdb.client import MindsDBClient, MindsDBError, MindsDBUnreachable, Table
@@ -37,22 +37,9 @@ from weaver_mindsdb.verify import verify_rendered
 
 log = logging.getLogger(__name__)
 
-# The dialect MindsDB's SQL is closest to: backquoted names, LIMIT n, MySQL functions.
-DIALECT = "mysql"
-
-
-# Rendered statements kept for reuse (see `weaver.sql.RenderCache`).
-RENDERED_QUERIES = 1024
-
-
-def render(query: PreparedQuery) -> str:
-    """MindsDB's text of a checked statement, verified by MindsDB's own parser."""
-    statement = sql.to_internal_names(query.statement, query.datasources)
-    # One row more than asked for tells whether there were more. It also bounds what
-    # MindsDB sends back, though not what it reads from the sources for a join.
-    rendered = sql.with_limit(statement, query.limit + 1, copy=False).sql(dialect=DIALECT)
-    verify_rendered(rendered, [d.internal_name for d in query.datasources.values()])
-    return rendered
+# The dialect MindsDB's SQL is closest to: backquoted names, LIMIT n, MySQL functions;
+# each datasource (a MindsDB database) has schemas of its own.
+DIALECT = SqlDialect("mysql")
 
 
 class MindsDB:
@@ -61,11 +48,10 @@ class MindsDB:
     def __init__(self, context: WeaverContext, client: MindsDBClient) -> None:
         self.context = context
         self.client = client
-        self.rendered = sql.RenderCache(RENDERED_QUERIES, render)
 
     @property
     def timeout(self) -> float:
-        return self.context.settings.mindsdb_timeout
+        return self.context.settings.query_timeout_seconds
 
     # --- running statements -----------------------------------------------------------
 
@@ -184,13 +170,14 @@ class MindsDB:
 
     # --- queries ------------------------------------------------------------------------
 
-    async def execute(self, query: PreparedQuery) -> QueryResult:
+    async def execute(self, query: PreparedQuery) -> EngineResult:
         datasources = list(query.datasources.values())
-        rendered = self.rendered.sql(query)
-        table = await self._run(rendered, seconds=query.timeout_seconds, datasources=datasources)
+        # The core rendered the statement; MindsDB's own parser reads it once more.
+        verify_rendered(query.sql, [d.internal_name for d in datasources])
+        table = await self._run(query.sql, seconds=query.timeout_seconds, datasources=datasources)
         if table is None:
             raise EngineFailed("the query engine answered a query without rows")
-        return to_result(table, query.limit)
+        return to_result(table)
 
     # --- catalog ------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,11 +22,11 @@ import aiohttp
 import asyncpg
 import pytest
 
-from weaver.api.datasources import register
 from weaver.host import Host
 from weaver.settings import Settings
-from weaver.testing import make_settings
+from weaver.testing import free_port, make_settings
 from weaver.types import Datasource
+from weaver.workflows.datasources import register
 
 RUN_E2E = os.environ.get("WEAVER_RUN_E2E") == "1"
 live = pytest.mark.skipif(not RUN_E2E, reason="live MindsDB suite: set WEAVER_RUN_E2E=1")
@@ -142,21 +141,12 @@ async def register_datasource(
     """What ``POST /api/datasources`` does: check, seal, record, then register."""
     return await register(
         host,
-        host.context.settings,
         tenant_id=tenant_id,
         name=name,
         engine=engine,
         connection=connection,
         description=None,
     )
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def mindsdb_python() -> Path:

@@ -4,7 +4,7 @@ with whichever store owns them.
 
 Enabled by ``WEAVER_METADATA_EXTERNAL_MODE=true``; the server is ``NEO4J_URI`` with
 ``NEO4J_USER``/``NEO4J_PASSWORD``. One async driver (its own connection pool) per
-gateway, kept in ``context.state["neo4j"]``.
+app, made by `Neo4jPlugin` at start-up.
 
 Neo4j being down never stops the gateway: start-up only tries to create the constraints
 and indexes, and every call first makes sure they exist, so a server that comes up later
@@ -27,8 +27,8 @@ from neo4j import AsyncDriver, AsyncGraphDatabase
 from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired, TransientError
 
 from weaver import hookimpl
-from weaver.context import WeaverContext
 from weaver.errors import Unavailable
+from weaver.opened import Opened
 from weaver.settings import Settings
 from weaver.types import (
     Datasource,
@@ -164,53 +164,50 @@ def _scope(datasource: Datasource) -> Row:
     return {"tenant_id": datasource.tenant_id, "datasource": datasource.name}
 
 
-def _catalog(context: WeaverContext) -> Neo4jCatalog:
-    catalog = context.state.get(PLUGIN_NAME)
-    if not isinstance(catalog, Neo4jCatalog):
-        # Start-up failed (a malformed NEO4J_URI); the plugin is reported down.
-        raise Unavailable("the metadata graph's Neo4j driver could not be created")
-    return catalog
+class Neo4jPlugin:
+    """The hooks, one instance per app; its catalog (and driver) is made at start-up."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        # Empty when start-up failed (a malformed NEO4J_URI); the plugin is reported down.
+        self._catalog = Opened[Neo4jCatalog]("the metadata graph's Neo4j driver")
 
-@hookimpl
-async def weaver_startup(context: WeaverContext) -> None:
-    catalog = Neo4jCatalog(context.settings)
-    context.state[PLUGIN_NAME] = catalog
-    try:
-        await catalog.ready()
-    except Unavailable as error:
-        log.warning("%s; constraints and indexes will be created on first use", error.detail)
+    @property
+    def catalog(self) -> Neo4jCatalog:
+        return self._catalog.get()
 
+    @hookimpl
+    async def weaver_startup(self) -> None:
+        catalog = self._catalog.open(Neo4jCatalog(self.settings))
+        try:
+            await catalog.ready()
+        except Unavailable as error:
+            log.warning("%s; constraints and indexes will be created on first use", error.detail)
 
-@hookimpl
-async def weaver_shutdown(context: WeaverContext) -> None:
-    await _catalog(context).driver.close()
+    @hookimpl
+    async def weaver_shutdown(self) -> None:
+        catalog = self._catalog.take()
+        if catalog is not None:
+            await catalog.driver.close()
 
+    @hookimpl
+    async def check_health(self) -> HealthCheck:
+        return await self.catalog.health()
 
-@hookimpl
-async def check_health(context: WeaverContext) -> HealthCheck:
-    return await _catalog(context).health()
+    @hookimpl
+    async def store_metadata(self, datasource: Datasource, graph: SchemaGraph) -> None:
+        await self.catalog.store(datasource, graph)
 
+    @hookimpl
+    async def load_metadata(self, datasource: Datasource) -> SchemaGraph | None:
+        return await self.catalog.load(datasource)
 
-@hookimpl
-async def store_metadata(
-    context: WeaverContext, datasource: Datasource, graph: SchemaGraph
-) -> None:
-    await _catalog(context).store(datasource, graph)
+    @hookimpl
+    async def search_metadata(
+        self, tenant_id: str, text: str, kind: SearchKind, page: Page
+    ) -> list[SearchHit]:
+        return await self.catalog.search(tenant_id, text, kind, page)
 
-
-@hookimpl
-async def load_metadata(context: WeaverContext, datasource: Datasource) -> SchemaGraph | None:
-    return await _catalog(context).load(datasource)
-
-
-@hookimpl
-async def search_metadata(
-    context: WeaverContext, tenant_id: str, text: str, kind: SearchKind, page: Page
-) -> list[SearchHit]:
-    return await _catalog(context).search(tenant_id, text, kind, page)
-
-
-@hookimpl
-async def delete_metadata(context: WeaverContext, datasource: Datasource) -> None:
-    await _catalog(context).delete(datasource)
+    @hookimpl
+    async def delete_metadata(self, datasource: Datasource) -> None:
+        await self.catalog.delete(datasource)

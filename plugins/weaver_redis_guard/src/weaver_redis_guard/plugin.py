@@ -34,8 +34,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from weaver import hookimpl
-from weaver.context import WeaverContext
 from weaver.errors import GuardUnavailable
+from weaver.opened import Opened
 from weaver.ratelimit import (
     IDEMPOTENT_METHODS,
     IN_FLIGHT_LEASE_SECONDS,
@@ -161,43 +161,40 @@ class RedisGuard:
         return HealthCheck("up", latency_ms=round((time.perf_counter() - started) * 1000, 2))
 
 
-def _guard(context: WeaverContext) -> RedisGuard:
-    guard = context.state.get(PLUGIN_NAME)
-    if not isinstance(guard, RedisGuard):
-        # Start-up failed (a malformed REDIS_URL); the plugin is reported down.
-        raise GuardUnavailable("the request guard's Redis client could not be created")
-    return guard
+class RedisGuardPlugin:
+    """The hooks, one instance per app, with its own Redis client (made at start-up)."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        # Empty when start-up failed (a malformed REDIS_URL); the plugin is reported down.
+        self._guard = Opened[RedisGuard]("the request guard's Redis client", GuardUnavailable)
 
-@hookimpl
-def weaver_startup(context: WeaverContext) -> None:
-    # No round trip here: a Redis that is down at start-up is reported by check_health
-    # and used as soon as it answers.
-    context.state[PLUGIN_NAME] = RedisGuard(context.settings)
+    @property
+    def guard(self) -> RedisGuard:
+        return self._guard.get()
 
+    @hookimpl
+    def weaver_startup(self) -> None:
+        # No round trip here: a Redis that is down at start-up is reported by
+        # check_health and used as soon as it answers.
+        self._guard.open(RedisGuard(self.settings))
 
-@hookimpl
-async def weaver_shutdown(context: WeaverContext) -> None:
-    guard = context.state.pop(PLUGIN_NAME, None)
-    if isinstance(guard, RedisGuard):
-        await guard.redis.aclose()
+    @hookimpl
+    async def weaver_shutdown(self) -> None:
+        guard = self._guard.take()
+        if guard is not None:
+            await guard.redis.aclose()
 
+    @hookimpl
+    async def check_health(self) -> HealthCheck:
+        return await self.guard.health()
 
-@hookimpl
-async def check_health(context: WeaverContext) -> HealthCheck:
-    return await _guard(context).health()
+    @hookimpl
+    async def guard_request(self, request: GuardRequest) -> GuardDecision:
+        return await self.guard.admit(request)
 
-
-@hookimpl
-async def guard_request(context: WeaverContext, request: GuardRequest) -> GuardDecision:
-    return await _guard(context).admit(request)
-
-
-@hookimpl
-async def guard_response(
-    context: WeaverContext,
-    request: GuardRequest,
-    claim: IdempotencyClaim,
-    response: StoredResponse | None,
-) -> None:
-    await _guard(context).settle(request, claim, response)
+    @hookimpl
+    async def guard_response(
+        self, request: GuardRequest, claim: IdempotencyClaim, response: StoredResponse | None
+    ) -> None:
+        await self.guard.settle(request, claim, response)

@@ -1,0 +1,448 @@
+"""The embedded metadata store: one SQLite file that every gateway process shares.
+
+Several processes (``--workers``, or separate ``weaver serve`` commands) open the same
+``<data_dir>/weaver.db``, so correctness comes from SQLite rather than from this process:
+uniqueness is a constraint, every write is one ``BEGIN IMMEDIATE`` transaction that waits
+(``busy_timeout``) for other writers, and WAL lets readers go on while one writes.
+
+Graphs, snapshots and statistics are JSON documents (`weaver.codec`); the tables and
+columns of the current graph are also rows of ``catalog_objects``, written in the same
+transaction, so search is an indexed range scan and never sees half a sync.
+
+Where the work runs is said in `weaver.builtin.store.database`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from weaver import codec, hookimpl
+from weaver.builtin.store.database import DB_FILE, SQLiteStore
+from weaver.builtin.store.database import iso as _iso
+from weaver.errors import Conflict, NotFound
+from weaver.opened import Opened
+from weaver.settings import Settings
+from weaver.types import (
+    Datasource,
+    DatasourceStatistics,
+    GlossaryTerm,
+    HealthCheck,
+    Page,
+    SchemaGraph,
+    SearchHit,
+    SearchKind,
+    Snapshot,
+    SnapshotSummary,
+    parse_search_key,
+)
+
+Row = tuple[Any, ...]
+
+# Joins a glossary term's searchable texts; a control character no term or synonym holds,
+# so a match never spans two of them.
+_SEARCH_SEPARATOR = "\x1f"
+
+_DATASOURCE_COLUMNS = (
+    "tenant_id, name, engine, internal_name, connection, sealed_secrets, secret_keys,"
+    " description, created_at, updated_at"
+)
+
+
+def _datasource_values(datasource: Datasource) -> Row:
+    return (
+        datasource.tenant_id,
+        datasource.name,
+        datasource.engine,
+        datasource.internal_name,
+        json.dumps(dict(datasource.connection)),
+        datasource.sealed_secrets,
+        json.dumps(datasource.secret_keys),
+        datasource.description,
+        _iso(datasource.created_at),
+        _iso(datasource.updated_at),
+    )
+
+
+def _datasource(row: Row) -> Datasource:
+    return Datasource(
+        tenant_id=row[0],
+        name=row[1],
+        engine=row[2],
+        internal_name=row[3],
+        connection=orjson.loads(row[4]),
+        sealed_secrets=row[5],
+        secret_keys=tuple(orjson.loads(row[6])),
+        description=row[7],
+        created_at=datetime.fromisoformat(row[8]),
+        updated_at=datetime.fromisoformat(row[9]),
+    )
+
+
+def _catalog_rows(tenant_id: str, datasource: str, graph: SchemaGraph) -> Iterator[Row]:
+    for table in graph.tables:
+        yield (
+            tenant_id,
+            "table",
+            datasource,
+            table.schema,
+            table.name,
+            "",
+            None,
+            table.name.lower(),
+        )
+        for column in table.columns:
+            yield (
+                tenant_id,
+                "column",
+                datasource,
+                table.schema,
+                table.name,
+                column.name,
+                column.data_type,
+                column.name.lower(),
+            )
+
+
+_TERM_COLUMNS = "tenant_id, id, term, definition, synonyms, columns, created_at, updated_at"
+
+
+def _term(row: Row) -> GlossaryTerm:
+    return GlossaryTerm(
+        tenant_id=row[0],
+        id=row[1],
+        term=row[2],
+        definition=row[3],
+        synonyms=tuple(json.loads(row[4])),
+        columns=tuple(json.loads(row[5])),
+        created_at=datetime.fromisoformat(row[6]),
+        updated_at=datetime.fromisoformat(row[7]),
+    )
+
+
+class EmbeddedStore:
+    """One per app: the connections to ``<data_dir>/weaver.db`` are its own."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.path = settings.data_dir / DB_FILE
+        self._store = Opened[SQLiteStore]("the embedded store")
+
+    @property
+    def store(self) -> SQLiteStore:
+        return self._store.get()
+
+    @hookimpl(trylast=True)
+    async def weaver_startup(self) -> None:
+        self._store.open(await asyncio.to_thread(SQLiteStore, self.path))
+
+    @hookimpl(trylast=True)
+    async def weaver_shutdown(self) -> None:
+        store = self._store.take()
+        if store is not None:
+            # In a thread: closing may wait for a statement a cancelled request left running.
+            await asyncio.to_thread(store.close)
+
+    @hookimpl(trylast=True)
+    async def check_health(self) -> HealthCheck:
+        await self.store.read(lambda db: db.execute("SELECT 1").fetchone())
+        return HealthCheck("up")
+
+    @hookimpl(trylast=True)
+    async def save_datasource(self, datasource: Datasource, create: bool) -> None:
+        values = _datasource_values(datasource)
+
+        def insert(db: sqlite3.Connection) -> None:
+            try:
+                db.execute(
+                    f"INSERT INTO datasources ({_DATASOURCE_COLUMNS}) VALUES ({'?, ' * 9}?)", values
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"datasource {datasource.name!r} already exists") from None
+
+        def replace(db: sqlite3.Connection) -> None:
+            updated = db.execute(
+                "UPDATE datasources SET engine = ?, internal_name = ?, connection = ?,"
+                " sealed_secrets = ?, secret_keys = ?, description = ?, created_at = ?,"
+                " updated_at = ? WHERE tenant_id = ? AND name = ?",
+                (*values[2:], *values[:2]),
+            )
+            if updated.rowcount == 0:
+                raise NotFound(f"datasource {datasource.name!r} not found")
+
+        await self.store.write(insert if create else replace)
+
+    @hookimpl(trylast=True)
+    async def get_datasource(self, tenant_id: str, name: str) -> Datasource | None:
+        def read(db: sqlite3.Connection) -> Datasource | None:
+            row = db.execute(
+                f"SELECT {_DATASOURCE_COLUMNS} FROM datasources WHERE tenant_id = ? AND name = ?",
+                (tenant_id, name),
+            ).fetchone()
+            return _datasource(row) if row is not None else None
+
+        return await self.store.remembered(("datasource", tenant_id, name), read)
+
+    @hookimpl(trylast=True)
+    async def list_datasources(self, tenant_id: str, page: Page) -> list[Datasource]:
+        # Names are never empty, so '' precedes them all when there is no cursor.
+        rows = await self.store.lookup(
+            lambda db: db.execute(
+                f"SELECT {_DATASOURCE_COLUMNS} FROM datasources"
+                " WHERE tenant_id = ? AND name > ? ORDER BY name LIMIT ?",
+                (tenant_id, page.after or "", page.limit),
+            ).fetchall()
+        )
+        return [_datasource(row) for row in rows]
+
+    @hookimpl(trylast=True)
+    async def all_datasources(self) -> list[Datasource]:
+        rows = await self.store.read(
+            lambda db: db.execute(
+                f"SELECT {_DATASOURCE_COLUMNS} FROM datasources ORDER BY tenant_id, name"
+            ).fetchall()
+        )
+        return [_datasource(row) for row in rows]
+
+    @hookimpl(trylast=True)
+    async def delete_datasource(self, tenant_id: str, name: str) -> bool:
+        def delete(db: sqlite3.Connection) -> bool:
+            return (
+                db.execute(
+                    "DELETE FROM datasources WHERE tenant_id = ? AND name = ?", (tenant_id, name)
+                ).rowcount
+                > 0
+            )
+
+        return await self.store.write(delete)
+
+    @hookimpl(trylast=True)
+    async def store_metadata(self, datasource: Datasource, graph: SchemaGraph) -> None:
+        key = (datasource.tenant_id, datasource.name)
+        document = codec.dumps(graph)
+        rows = list(_catalog_rows(*key, graph))
+
+        def replace(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO graphs (tenant_id, datasource, document) VALUES (?, ?, ?)"
+                " ON CONFLICT (tenant_id, datasource) DO UPDATE SET document = excluded.document",
+                (*key, document),
+            )
+            db.execute("DELETE FROM catalog_objects WHERE tenant_id = ? AND datasource = ?", key)
+            # OR IGNORE: an engine listing a column twice must not fail the whole sync.
+            db.executemany(
+                "INSERT OR IGNORE INTO catalog_objects VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+
+        await self.store.write(replace)
+
+    @hookimpl(trylast=True)
+    async def load_metadata(self, datasource: Datasource) -> SchemaGraph | None:
+        row = await self.store.read(
+            lambda db: db.execute(
+                "SELECT document FROM graphs WHERE tenant_id = ? AND datasource = ?",
+                (datasource.tenant_id, datasource.name),
+            ).fetchone()
+        )
+        return codec.loads(SchemaGraph, row[0]) if row is not None else None
+
+    @hookimpl(trylast=True)
+    async def search_metadata(
+        self, tenant_id: str, text: str, kind: SearchKind, page: Page
+    ) -> list[SearchHit]:
+        cursor = parse_search_key(kind, page.after)
+        rows = await self.store.read(
+            lambda db: db.execute(
+                "SELECT datasource, schema_name, table_name, column_name, data_type"
+                " FROM catalog_objects"
+                " WHERE tenant_id = ? AND kind = ? AND instr(name_lower, ?) > 0"
+                " AND (datasource, schema_name, table_name, column_name) > (?, ?, ?, ?)"
+                " ORDER BY datasource, schema_name, table_name, column_name LIMIT ?",
+                (tenant_id, kind, text.lower(), *cursor, page.limit),
+            ).fetchall()
+        )
+        if kind == "table":
+            return [SearchHit("table", row[0], row[1], row[2]) for row in rows]
+        return [SearchHit("column", row[0], row[1], row[2], row[3], row[4]) for row in rows]
+
+    @hookimpl(trylast=True)
+    async def delete_metadata(self, datasource: Datasource) -> None:
+        key = (datasource.tenant_id, datasource.name)
+
+        def delete(db: sqlite3.Connection) -> None:
+            for table in ("graphs", "catalog_objects", "snapshots", "statistics"):
+                db.execute(f"DELETE FROM {table} WHERE tenant_id = ? AND datasource = ?", key)
+
+        await self.store.write(delete)
+
+    @hookimpl(trylast=True)
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        values = (
+            snapshot.tenant_id,
+            snapshot.datasource_name,
+            snapshot.id,
+            _iso(snapshot.created_at),
+            len(snapshot.graph.tables),
+            snapshot.graph.column_count,
+            codec.dumps(snapshot.graph),
+        )
+
+        def insert(db: sqlite3.Connection) -> None:
+            try:
+                db.execute("INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?)", values)
+            except sqlite3.IntegrityError:
+                raise Conflict(f"snapshot {snapshot.id!r} already exists") from None
+
+        await self.store.write(insert)
+
+    @hookimpl(trylast=True)
+    async def list_snapshots(self, datasource: Datasource, page: Page) -> list[SnapshotSummary]:
+        key = (datasource.tenant_id, datasource.name)
+        select = (
+            "SELECT id, created_at, tables, columns FROM snapshots"
+            " WHERE tenant_id = ? AND datasource = ?"
+        )
+        values: tuple[str, ...] = key
+        if page.after is None:
+            query = select
+        else:
+            # An unknown cursor compares as NULL, so it yields an empty page.
+            query = (
+                select + " AND (created_at, id) < (SELECT created_at, id FROM snapshots"
+                " WHERE tenant_id = ? AND datasource = ? AND id = ?)"
+            )
+            values = (*key, *key, page.after)
+        rows = await self.store.lookup(
+            lambda db: db.execute(
+                query + " ORDER BY created_at DESC, id DESC LIMIT ?", (*values, page.limit)
+            ).fetchall()
+        )
+        return [
+            SnapshotSummary(row[0], datetime.fromisoformat(row[1]), row[2], row[3]) for row in rows
+        ]
+
+    @hookimpl(trylast=True)
+    async def get_snapshot(self, datasource: Datasource, snapshot_id: str) -> Snapshot | None:
+        row = await self.store.read(
+            lambda db: db.execute(
+                "SELECT created_at, document FROM snapshots"
+                " WHERE tenant_id = ? AND datasource = ? AND id = ?",
+                (datasource.tenant_id, datasource.name, snapshot_id),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        return Snapshot(
+            id=snapshot_id,
+            tenant_id=datasource.tenant_id,
+            datasource_name=datasource.name,
+            created_at=datetime.fromisoformat(row[0]),
+            graph=codec.loads(SchemaGraph, row[1]),
+        )
+
+    @hookimpl(trylast=True)
+    async def save_glossary_term(self, term: GlossaryTerm, create: bool) -> None:
+        fields = {
+            "term": term.term,
+            "term_lower": term.term.lower(),
+            "definition": term.definition,
+            "synonyms": json.dumps(term.synonyms),
+            "columns": json.dumps(term.columns),
+            "search_text": _SEARCH_SEPARATOR.join(
+                [term.term, *term.synonyms, term.definition]
+            ).lower(),
+            "created_at": _iso(term.created_at),
+            "updated_at": _iso(term.updated_at),
+        }
+        duplicate = Conflict(f"glossary term {term.term!r} already exists")
+
+        def insert(db: sqlite3.Connection) -> None:
+            names = ["tenant_id", "id", *fields]
+            try:
+                db.execute(
+                    f"INSERT INTO glossary_terms ({', '.join(names)})"
+                    f" VALUES ({', '.join('?' * len(names))})",
+                    (term.tenant_id, term.id, *fields.values()),
+                )
+            except sqlite3.IntegrityError:
+                raise duplicate from None
+
+        def replace(db: sqlite3.Connection) -> None:
+            try:
+                updated = db.execute(
+                    f"UPDATE glossary_terms SET {', '.join(f'{name} = ?' for name in fields)}"
+                    " WHERE tenant_id = ? AND id = ?",
+                    (*fields.values(), term.tenant_id, term.id),
+                )
+            except sqlite3.IntegrityError:
+                raise duplicate from None
+            if updated.rowcount == 0:
+                raise NotFound(f"glossary term {term.id!r} not found")
+
+        await self.store.write(insert if create else replace)
+
+    @hookimpl(trylast=True)
+    async def get_glossary_term(self, tenant_id: str, term_id: str) -> GlossaryTerm | None:
+        row = await self.store.lookup(
+            lambda db: db.execute(
+                f"SELECT {_TERM_COLUMNS} FROM glossary_terms WHERE tenant_id = ? AND id = ?",
+                (tenant_id, term_id),
+            ).fetchone()
+        )
+        return _term(row) if row is not None else None
+
+    @hookimpl(trylast=True)
+    async def list_glossary_terms(
+        self, tenant_id: str, text: str | None, page: Page
+    ) -> list[GlossaryTerm]:
+        # The empty string is contained in every text and precedes every lower-cased term.
+        rows = await self.store.read(
+            lambda db: db.execute(
+                f"SELECT {_TERM_COLUMNS} FROM glossary_terms"
+                " WHERE tenant_id = ? AND term_lower > ? AND instr(search_text, ?) > 0"
+                " ORDER BY term_lower LIMIT ?",
+                (tenant_id, page.after or "", (text or "").lower(), page.limit),
+            ).fetchall()
+        )
+        return [_term(row) for row in rows]
+
+    @hookimpl(trylast=True)
+    async def delete_glossary_term(self, tenant_id: str, term_id: str) -> bool:
+        def delete(db: sqlite3.Connection) -> bool:
+            return (
+                db.execute(
+                    "DELETE FROM glossary_terms WHERE tenant_id = ? AND id = ?",
+                    (tenant_id, term_id),
+                ).rowcount
+                > 0
+            )
+
+        return await self.store.write(delete)
+
+    @hookimpl(trylast=True)
+    async def save_statistics(
+        self, datasource: Datasource, statistics: DatasourceStatistics
+    ) -> None:
+        values = (datasource.tenant_id, datasource.name, codec.dumps(statistics))
+        await self.store.write(
+            lambda db: db.execute(
+                "INSERT INTO statistics (tenant_id, datasource, document) VALUES (?, ?, ?)"
+                " ON CONFLICT (tenant_id, datasource) DO UPDATE SET document = excluded.document",
+                values,
+            )
+        )
+
+    @hookimpl(trylast=True)
+    async def load_statistics(self, datasource: Datasource) -> DatasourceStatistics | None:
+        row = await self.store.read(
+            lambda db: db.execute(
+                "SELECT document FROM statistics WHERE tenant_id = ? AND datasource = ?",
+                (datasource.tenant_id, datasource.name),
+            ).fetchone()
+        )
+        return codec.loads(DatasourceStatistics, row[0]) if row is not None else None

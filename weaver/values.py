@@ -1,0 +1,48 @@
+"""Engine values as JSON-native ones: what every result format starts from."""
+
+from __future__ import annotations
+
+import base64
+from datetime import date, datetime, timedelta
+from datetime import time as time_of_day
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+# Values orjson writes exactly as `jsonable` would return them; floats are not among them,
+# since NaN and the infinities need a string.
+_NATIVE_TYPES = frozenset({int, str, bool, type(None)})
+
+
+def jsonable_row(row: list[Any]) -> list[Any]:
+    """``row`` ready for the JSON writer: most rows hold only native values, and are
+    checked for that in one pass instead of converting every value."""
+    if _NATIVE_TYPES.issuperset(map(type, row)):
+        return row
+    return [jsonable(v) for v in row]
+
+
+def jsonable(value: Any) -> Any:
+    """Engine values as JSON-native ones; exact types travel as strings."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        # NaN and infinities are not JSON.
+        return (
+            value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+        )
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date | time_of_day):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return str(value.total_seconds())
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    return str(value)
