@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from weaver import hookspecs
 from weaver.app import create_app
 from weaver.auth import mint_token
+from weaver.plugins import WeaverPluginManager
 from weaver.settings import Settings
 from weaver.testing import make_settings
+
+TESTS = Path(__file__).resolve().parent
+# Every hook some test of this suite made the core call, as pluggy's monitoring saw it.
+CALLED_HOOKS: set[str] = set()
 
 TENANT_A = "tenant-a"
 TENANT_B = "tenant-b"
@@ -115,3 +121,40 @@ def assert_problem(body: dict[str, Any], status: int) -> None:
     assert body["status"] == status
     assert {"type", "title", "status", "detail", "request_id"} <= body.keys()
     assert "Traceback" not in body["detail"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _record_hook_calls() -> Iterator[None]:
+    """Every plugin manager built during the run reports its calls to `CALLED_HOOKS`."""
+    built = WeaverPluginManager.__init__
+
+    def init(self: WeaverPluginManager) -> None:
+        built(self)
+        self.add_hookcall_monitoring(
+            lambda hook, impls, kwargs: CALLED_HOOKS.add(hook), lambda *args: None
+        )
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(WeaverPluginManager, "__init__", init)
+        yield
+
+
+def _whole_suite_ran(session: pytest.Session) -> bool:
+    option = session.config.option
+    if option.keyword or option.markexpr or getattr(option, "deselect", None):
+        return False
+    targets = {Path(arg.split("::")[0]).resolve() for arg in session.config.args}
+    return TESTS in targets or TESTS.parent in targets
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The contract's meta-test: a full run of this suite must have made the core call
+    every hook through the facade (what a test merely defines does not count)."""
+    if exitstatus != 0 or not _whole_suite_ran(session):
+        return
+    missing = sorted(set(hookspecs.combine_rules(hookspecs)) - CALLED_HOOKS)
+    if missing:
+        session.config.get_terminal_writer().line(
+            f"hooks no test made the core call: {', '.join(missing)}", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
