@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -30,6 +29,7 @@ import aiohttp
 
 from weaver.auth import mint_token
 from weaver.settings import Settings
+from weaver.testing import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,10 +88,20 @@ class Result:
         )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def gateway_env(workdir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a benchmarked gateway: its own directories and keys, a rate
+    limit too high to be what is measured, quiet logs; ``WEAVER_*`` of the caller's shell
+    left out so that nothing but ``extra`` changes the set-up."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WEAVER_")},
+        "WEAVER_DATA_DIR": str(workdir / "data"),
+        "WEAVER_SQLITE_ROOT": str(workdir / "sqlite"),
+        "ENCRYPTION_KEY": "bench-encryption-key-0123456789abcdef",
+        "JWT_SECRET_KEY": "bench-jwt-secret-0123456789abcdef0123",
+        "WEAVER_RATE_LIMIT": "1000000000/60s",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
 
 
 async def wait_until_up(url: str) -> None:
@@ -170,16 +180,7 @@ async def main() -> None:
     args = load_arguments(__doc__)
 
     workdir = Path(tempfile.mkdtemp(prefix="weaver-bench-"))
-    env = {
-        **os.environ,
-        "WEAVER_DATA_DIR": str(workdir / "data"),
-        "WEAVER_SQLITE_ROOT": str(workdir / "sqlite"),
-        "ENCRYPTION_KEY": "bench-encryption-key-0123456789abcdef",
-        "JWT_SECRET_KEY": "bench-jwt-secret-0123456789abcdef0123",
-        # The guard runs, but the budget must not be the thing measured.
-        "WEAVER_RATE_LIMIT": "1000000000/60s",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = gateway_env(workdir)
     for flag in (
         "WEAVER_EXTERNAL_MODE",
         "WEAVER_METADATA_EXTERNAL_MODE",

@@ -17,7 +17,6 @@ request are at most that.)
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import sys
 import tempfile
@@ -30,7 +29,7 @@ import aiohttp
 from bench_gateway import (
     Result,
     Scenario,
-    free_port,
+    gateway_env,
     load,
     load_arguments,
     process,
@@ -40,15 +39,13 @@ from weaver_redis_guard.testing import RedisServer, commands_sent
 
 from weaver import hookimpl
 from weaver.auth import mint_token
-from weaver.context import WeaverContext
 from weaver.settings import Settings
+from weaver.testing import free_port
 from weaver.testing.harness import make_settings, running_host
 from weaver.types import (
     GuardDecision,
     GuardRequest,
-    IdempotencyClaim,
     Principal,
-    StoredResponse,
 )
 
 NO_GUARD = "no_guard"
@@ -58,18 +55,14 @@ READ = Scenario("GET /api/datasources", "GET", "/api/datasources", None)
 # --- the "no guard" variant: a plugin that owns the guard hooks and does nothing ---------
 
 
-@hookimpl(tryfirst=True)
-def guard_request(context: WeaverContext, request: GuardRequest) -> GuardDecision:
+# Hook implementations take only the arguments they use: these use none.
+@hookimpl
+def guard_request() -> GuardDecision:
     return GuardDecision(headers={})
 
 
-@hookimpl(tryfirst=True)
-def guard_response(
-    context: WeaverContext,
-    request: GuardRequest,
-    claim: IdempotencyClaim,
-    response: StoredResponse | None,
-) -> None:
+@hookimpl
+def guard_response() -> None:
     return None
 
 
@@ -135,17 +128,7 @@ async def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="weaver-bench-guard-"))
     redis_server = RedisServer(workdir / "redis")
     redis_server.start()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("WEAVER_")},
-        "WEAVER_DATA_DIR": str(workdir / "data"),
-        "WEAVER_SQLITE_ROOT": str(workdir / "sqlite"),
-        "ENCRYPTION_KEY": "bench-encryption-key-0123456789abcdef",
-        "JWT_SECRET_KEY": "bench-jwt-secret-0123456789abcdef0123",
-        # Every request is counted, but the budget must not be the thing measured.
-        "WEAVER_RATE_LIMIT": "1000000000/60s",
-        "REDIS_URL": redis_server.url,
-        "LOG_LEVEL": "WARNING",
-    }
+    env = gateway_env(workdir, REDIS_URL=redis_server.url)
     settings = Settings.from_env_names({"JWT_SECRET_KEY": env["JWT_SECRET_KEY"]})
     token = mint_token(settings, tenant_id="bench", subject="bench", roles=["editor"])
     headers = {"Authorization": f"Bearer {token}"}
