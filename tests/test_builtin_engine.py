@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from weaver.builtin.engine import EmbeddedEngine
-from weaver.errors import EngineFailed, EngineTimeout, InvalidQuery, Unprocessable
+from weaver.errors import EngineFailed, EngineTimeout, InvalidQuery, QueryFailed, Unprocessable
 from weaver.host import Host
 from weaver.testing.engine import (
     EngineContract,
@@ -22,7 +22,7 @@ from weaver.testing.engine import (
     sample_statements,
 )
 from weaver.testing.harness import make_settings, running_host
-from weaver.types import Datasource, PreparedQuery
+from weaver.types import Datasource, PreparedQuery, RowStream
 from weaver.workflows import datasources as workflows
 
 TENANT = "tenant-a"
@@ -55,6 +55,14 @@ async def register(host: Host, name: str, path: str, tenant_id: str = TENANT) ->
         connection={"path": path},
         description=None,
     )
+
+
+async def rows_of(stream: RowStream) -> list[tuple[object, ...]]:
+    """Every row of an engine's stream, the stream closed afterwards."""
+    try:
+        return [tuple(row) async for batch in stream for row in batch]
+    finally:
+        await stream.aclose()
 
 
 def statement(sql: str, datasource: Datasource | None = None, limit: int = 10) -> PreparedQuery:
@@ -204,7 +212,7 @@ async def test_a_join_across_two_datasources(host: Host, sqlite_root: Path) -> N
     )
     result = await host.execute_query(principal_for(sales), query)
     assert result is not None
-    assert result.rows == [["Ada", 10.0], ["Grace", 1.0]]
+    assert await rows_of(result) == [("Ada", 10.0), ("Grace", 1.0)]
     assert [(c.name, c.type) for c in result.columns] == [("name", "text"), ("spent", "real")]
 
 
@@ -219,7 +227,7 @@ async def test_result_types_come_from_the_values(host: Host, sqlite_root: Path) 
     result = await host.execute_query(principal_for(datasource), query)
     assert result is not None
     assert [c.type for c in result.columns] == ["integer", "real", "text", "blob", "null"]
-    assert result.rows[1] == [1, 2.5, "x", b"\x00\xff", None]
+    assert (await rows_of(result))[1] == (1, 2.5, "x", b"\x00\xff", None)
 
 
 async def test_a_schema_other_than_main_is_refused(host: Host, sqlite_root: Path) -> None:
@@ -233,7 +241,7 @@ async def test_a_schema_other_than_main_is_refused(host: Host, sqlite_root: Path
 async def test_engine_errors_name_the_public_datasource(host: Host, sqlite_root: Path) -> None:
     build(sqlite_root / "s.db", "CREATE TABLE t (x)")
     datasource = await register(host, "sales", "s.db")
-    with pytest.raises(EngineFailed) as caught:
+    with pytest.raises(QueryFailed) as caught:
         await run_query(host, datasource, "SELECT * FROM {ds}.nope")
     assert caught.value.detail == "no such table: sales.nope"
 
@@ -344,7 +352,7 @@ async def test_a_refused_statement_does_not_spoil_the_next_query(
             principal_for(datasource), statement("DELETE FROM sales.t", datasource)
         )
     assert (await run_query(host, datasource, "SELECT x FROM {ds}.t")).rows == [[1]]
-    with pytest.raises(EngineFailed):
+    with pytest.raises(QueryFailed):
         await run_query(host, datasource, "SELECT nope FROM {ds}.t")
     assert (await run_query(host, datasource, "SELECT x FROM {ds}.t")).rows == [[1]]
 

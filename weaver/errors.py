@@ -49,6 +49,13 @@ class InvalidQuery(BadRequest):
     title, type_slug = "Query Not Allowed", "invalid-query"
 
 
+class QueryFailed(BadRequest):
+    """The engine refused the statement for a reason the caller can fix (an unknown table
+    or column, a type mismatch): not the gateway's fault, not the engine's."""
+
+    title, type_slug = "Query Failed", "query-failed"
+
+
 class Unauthorized(Problem):
     status, title, type_slug = 401, "Unauthorized", "unauthorized"
 
@@ -72,6 +79,14 @@ class Conflict(Problem):
     status, title, type_slug = 409, "Conflict", "conflict"
 
 
+class QueryCancelled(Conflict):
+    title, type_slug = "Query Cancelled", "query-cancelled"
+
+
+class Gone(Problem):
+    status, title, type_slug = 410, "Gone", "gone"
+
+
 class PayloadTooLarge(Problem):
     status, title, type_slug = 413, "Payload Too Large", "payload-too-large"
 
@@ -86,6 +101,13 @@ class Unprocessable(Problem):
 
 class RateLimited(Problem):
     status, title, type_slug = 429, "Too Many Requests", "rate-limited"
+
+
+class TooManyQueries(RateLimited):
+    """The tenant already runs ``WEAVER_QUERY_CONCURRENCY`` queries (or has as many
+    waiting as its queue holds)."""
+
+    title, type_slug = "Too Many Queries", "too-many-queries"
 
 
 class EngineFailed(Problem):
@@ -106,6 +128,17 @@ class GuardUnavailable(Unavailable):
     type_slug = "guard-unavailable"
 
 
+class GatewayLost(Unavailable):
+    """The gateway process running a query stopped before the query ended."""
+
+    type_slug = "gateway-lost"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(
+            detail or "the gateway process running this query stopped before it finished"
+        )
+
+
 class EngineTimeout(Problem):
     status, title, type_slug = 504, "Gateway Timeout", "query-timeout"
 
@@ -116,3 +149,17 @@ def found(record: T | None, detail: str) -> T:
     if record is None:
         raise NotFound(detail)
     return record
+
+
+def problem_body(problem: Problem) -> dict[str, Any]:
+    """What a query record keeps of the problem the query ended with: the problem+json
+    body without a request id (the record outlives the request)."""
+    body: dict[str, Any] = {
+        "type": problem.type_uri,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+    }
+    if problem.errors:
+        body["errors"] = problem.errors
+    return body

@@ -44,6 +44,7 @@ Anything else is a bug: it is logged and answered 500 without details.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from types import ModuleType
 from typing import Literal, TypeVar
 
@@ -54,7 +55,6 @@ from weaver.types import (
     ConnectionSpec,
     Datasource,
     DatasourceStatistics,
-    EngineResult,
     GlossaryTerm,
     GuardDecision,
     GuardRequest,
@@ -63,6 +63,9 @@ from weaver.types import (
     Page,
     PreparedQuery,
     Principal,
+    QueryRecord,
+    QuerySweep,
+    RowStream,
     SchemaGraph,
     SearchHit,
     SearchKind,
@@ -226,15 +229,35 @@ def unregister_datasource(context: WeaverContext, datasource: Datasource) -> Non
 @hookspec("owner")
 def execute_query(
     context: WeaverContext, principal: Principal, query: PreparedQuery
-) -> EngineResult | None:
-    """Run ``query.sql``, the core's rendering of a checked read-only statement.
+) -> RowStream | None:
+    """Start ``query.sql``, the core's rendering of a checked read-only statement, and
+    return its rows as a `RowStream` once the columns are known.
 
-    Rule: owner. Async allowed, and expected: never run a statement on the event loop.
-    Run the text as it is (the core has put in internal names and ``LIMIT limit + 1``) and
-    return the rows it yields; the core truncates to ``query.limit``, converts values and
-    names columns. Stop after ``query.timeout_seconds`` and raise ``EngineTimeout``
-    (stopping the statement where the engine allows). ``None``: this engine cannot run
-    the statement (the core answers 400).
+    Rule: owner. Async allowed, and expected: never run a statement on the event loop,
+    however short (one SQLite expression is one VM step no progress handler interrupts).
+    Run the text as it is (the core has put in internal names and ``LIMIT limit + 1``);
+    the core pulls batches, truncates to ``query.limit``, converts values, names columns,
+    and bounds every wait by ``query.timeout_seconds``: on a timeout, a cancel or a
+    client that went away it calls `cancel_query` and then the stream's ``aclose``. Tag
+    the statement with ``query.query_id`` at the source where a layer allows it (a
+    comment, ``application_name``, the engine's own query id). Raise ``QueryFailed`` (400)
+    for what the caller caused that only the engine can see (an unknown table or
+    column, a type mismatch) and ``EngineFailed`` for the engine's own failures.
+    ``None``: this engine cannot run the statement (the core answers 400).
+    """
+
+
+@hookspec("owner")
+def cancel_query(context: WeaverContext, query: PreparedQuery) -> bool | None:
+    """Stop ``query``'s statement at the source: this process started it with
+    `execute_query` and it may still be running there.
+
+    Rule: owner (the query engine). Async allowed. Called once per cancellation, whatever
+    its cause (``DELETE /api/query/{id}``, a client that went away, a timeout), possibly
+    while `execute_query` is still waiting for the engine. Return whether something was
+    stopped; ``None`` or ``False`` when the statement had already finished or the engine
+    cannot stop it (say which engines can in the plugin's README). Never raise for a
+    statement that is gone.
     """
 
 
@@ -350,6 +373,96 @@ def load_statistics(context: WeaverContext, datasource: Datasource) -> Datasourc
     computed."""
 
 
+# --- query records and results --------------------------------------------------------
+
+
+@hookspec("owner")
+def save_query(context: WeaverContext, record: QueryRecord, create: bool) -> None:
+    """Insert (``create=True``) or replace a query record.
+
+    Rule: owner (a metadata store; every gateway process sharing it sees every query).
+    Async allowed. Only the process running a query replaces its record; a replacement
+    never clears ``cancel_requested``, which another process may have set meanwhile
+    (`request_query_cancel`). Raise ``Conflict`` when creating an id that exists.
+    """
+
+
+@hookspec("owner")
+def get_query(context: WeaverContext, tenant_id: str, query_id: str) -> QueryRecord | None:
+    """One query of the tenant, with its current ``cancel_requested``. Rule: owner. Async
+    allowed. ``None``: not found (another tenant's query included)."""
+
+
+@hookspec("owner")
+def list_queries(
+    context: WeaverContext,
+    tenant_id: str,
+    subject: str | None,
+    status: str | None,
+    page: Page,
+) -> list[QueryRecord]:
+    """The tenant's queries newest first (by ``submitted_at``, then ``query_id``), only
+    ``subject``'s when given, only those in ``status`` when given; ``page.after`` is the
+    ``query_id`` of the previous page's last record. Rule: owner. Async allowed."""
+
+
+@hookspec("owner")
+def request_query_cancel(context: WeaverContext, tenant_id: str, query_id: str) -> bool:
+    """Mark a queued or running query for cancellation by whichever process runs it
+    (that process sees the mark through `poll_queries`). Rule: owner. Async allowed.
+    Returns whether the query exists and had not finished."""
+
+
+@hookspec("owner")
+def poll_queries(context: WeaverContext, owner: str, lease_until: datetime | None) -> list[str]:
+    """The ids of ``owner``'s unfinished queries that were marked for cancellation; with
+    ``lease_until``, first extend the lease of every unfinished query of ``owner`` to it.
+
+    Rule: owner. Async allowed. Called every half second or so by each gateway process
+    that runs queries, so it must be cheap (an indexed read; a write only with
+    ``lease_until``).
+    """
+
+
+@hookspec("owner")
+def sweep_queries(context: WeaverContext, now: datetime, history_before: datetime) -> QuerySweep:
+    """Housekeeping any gateway process may do at any time: mark every queued or running
+    query whose lease lapsed before ``now`` as ``failed`` (its process is gone; error
+    type ``.../gateway-lost``), drop stored results whose ``result_expires_at`` passed,
+    and delete records submitted before ``history_before``. Rule: owner. Async allowed.
+    Idempotent: several processes sweeping at once must agree."""
+
+
+@hookspec("owner")
+def save_result_chunk(
+    context: WeaverContext,
+    tenant_id: str,
+    query_id: str,
+    index: int,
+    rows: bytes,
+    max_tenant_bytes: int,
+) -> None:
+    """Keep chunk ``index`` (0, 1, …) of an async query's result: ``rows`` is a JSON array
+    of rows of JSON-native values. Rule: owner. Async allowed. The tenant's stored results
+    may not exceed ``max_tenant_bytes`` in all: evict whole results of the tenant's other
+    queries, oldest first, to make room (their records get ``result_expires_at`` now, so
+    they answer 410), and raise ``PayloadTooLarge`` when this query's result alone does not
+    fit."""
+
+
+@hookspec("owner")
+def load_result_chunks(
+    context: WeaverContext, tenant_id: str, query_id: str, first: int, last: int
+) -> list[bytes]:
+    """Chunks ``first`` to ``last`` (inclusive) of a stored result, those that exist, in
+    order. Rule: owner. Async allowed. An empty list: the result is gone."""
+
+
+@hookspec("owner")
+def delete_results(context: WeaverContext, tenant_id: str, query_id: str) -> None:
+    """Drop a query's stored result, if any. Rule: owner. Async allowed."""
+
+
 # --- request guard --------------------------------------------------------------------
 
 
@@ -368,6 +481,24 @@ def guard_request(context: WeaverContext, request: GuardRequest) -> GuardDecisio
     ``GuardUnavailable`` when the backend cannot answer (the core applies
     ``WEAVER_REQUEST_GUARD_FAIL_OPEN``). ``headers`` go on the response either way.
     """
+
+
+@hookspec("owner")
+def acquire_query_slot(
+    context: WeaverContext, tenant_id: str, query_id: str, limit: int, lease_seconds: float
+) -> bool:
+    """Take one of the tenant's ``limit`` query slots for ``query_id`` until
+    ``lease_seconds`` from now, if one is free; calling it again for a slot the query
+    holds extends the lease (and returns ``True``). Rule: owner (the guard: exact across
+    the processes sharing its backend). Async allowed. A slot whose lease lapsed is free
+    again, so a process that died frees its slots by itself. Raise ``GuardUnavailable``
+    when the backend cannot answer."""
+
+
+@hookspec("owner")
+def release_query_slot(context: WeaverContext, tenant_id: str, query_id: str) -> None:
+    """Give back ``query_id``'s slot (none held is not an error). Rule: owner. Async
+    allowed."""
 
 
 @hookspec("owner")

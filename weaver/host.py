@@ -14,6 +14,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 import pluggy
@@ -21,7 +22,7 @@ from opentelemetry import trace
 
 from weaver import hookspecs
 from weaver.context import WeaverContext
-from weaver.errors import EngineFailed, Unavailable
+from weaver.errors import Problem, Unavailable
 from weaver.naming import public_names
 from weaver.observability import tracing_active
 from weaver.plugins import (
@@ -39,7 +40,6 @@ from weaver.types import (
     ConnectionSpec,
     Datasource,
     DatasourceStatistics,
-    EngineResult,
     GlossaryTerm,
     GuardDecision,
     GuardRequest,
@@ -48,6 +48,9 @@ from weaver.types import (
     Page,
     PreparedQuery,
     Principal,
+    QueryRecord,
+    QuerySweep,
+    RowStream,
     SchemaGraph,
     SearchHit,
     SearchKind,
@@ -164,10 +167,11 @@ class Host:
             # A caller of one implementation: pluggy drops a None answer from the list.
             results = caller(**kwargs)
             return await await_me_maybe(results[0]) if results else None
-        except EngineFailed as failure:
+        except Problem as problem:
             # Plugins clean their messages of credentials; this is the one place that
-            # makes sure no internal datasource name reaches a caller, whatever the hook.
-            failure.detail = public_names(failure.detail, _datasources_in(kwargs))
+            # makes sure no internal datasource name reaches a caller, whatever the hook
+            # and whatever the problem.
+            problem.detail = public_names(problem.detail, _datasources_in(kwargs))
             raise
 
     # --- lifecycle -----------------------------------------------------------------
@@ -289,13 +293,14 @@ class Host:
     async def unregister_datasource(self, datasource: Datasource) -> None:
         await self._call_owner("unregister_datasource", datasource=datasource)
 
-    async def execute_query(
-        self, principal: Principal, query: PreparedQuery
-    ) -> EngineResult | None:
+    async def execute_query(self, principal: Principal, query: PreparedQuery) -> RowStream | None:
         return cast(
-            "EngineResult | None",
+            "RowStream | None",
             await self._call_owner("execute_query", principal=principal, query=query),
         )
+
+    async def cancel_query(self, query: PreparedQuery) -> bool:
+        return bool(await self._call_owner("cancel_query", query=query))
 
     async def introspect_datasource(self, datasource: Datasource) -> SchemaGraph:
         return cast(
@@ -392,6 +397,69 @@ class Host:
             await self._call_owner("load_statistics", datasource=datasource),
         )
 
+    # --- query records and results -------------------------------------------------
+
+    async def save_query(self, record: QueryRecord, *, create: bool) -> None:
+        await self._call_owner("save_query", record=record, create=create)
+
+    async def get_query(self, tenant_id: str, query_id: str) -> QueryRecord | None:
+        return cast(
+            "QueryRecord | None",
+            await self._call_owner("get_query", tenant_id=tenant_id, query_id=query_id),
+        )
+
+    async def list_queries(
+        self, tenant_id: str, subject: str | None, status: str | None, page: Page
+    ) -> list[QueryRecord]:
+        return cast(
+            "list[QueryRecord]",
+            await self._call_owner(
+                "list_queries", tenant_id=tenant_id, subject=subject, status=status, page=page
+            ),
+        )
+
+    async def request_query_cancel(self, tenant_id: str, query_id: str) -> bool:
+        return bool(
+            await self._call_owner("request_query_cancel", tenant_id=tenant_id, query_id=query_id)
+        )
+
+    async def poll_queries(self, owner: str, lease_until: datetime | None) -> list[str]:
+        return cast(
+            "list[str]",
+            await self._call_owner("poll_queries", owner=owner, lease_until=lease_until),
+        )
+
+    async def sweep_queries(self, now: datetime, history_before: datetime) -> QuerySweep:
+        return cast(
+            QuerySweep,
+            await self._call_owner("sweep_queries", now=now, history_before=history_before),
+        )
+
+    async def save_result_chunk(
+        self, tenant_id: str, query_id: str, index: int, rows: bytes, max_tenant_bytes: int
+    ) -> None:
+        await self._call_owner(
+            "save_result_chunk",
+            tenant_id=tenant_id,
+            query_id=query_id,
+            index=index,
+            rows=rows,
+            max_tenant_bytes=max_tenant_bytes,
+        )
+
+    async def load_result_chunks(
+        self, tenant_id: str, query_id: str, first: int, last: int
+    ) -> list[bytes]:
+        return cast(
+            "list[bytes]",
+            await self._call_owner(
+                "load_result_chunks", tenant_id=tenant_id, query_id=query_id, first=first, last=last
+            ),
+        )
+
+    async def delete_results(self, tenant_id: str, query_id: str) -> None:
+        await self._call_owner("delete_results", tenant_id=tenant_id, query_id=query_id)
+
     # --- request guard -------------------------------------------------------------
 
     async def guard_request(self, request: GuardRequest) -> GuardDecision:
@@ -401,3 +469,19 @@ class Host:
         self, request: GuardRequest, claim: IdempotencyClaim, response: StoredResponse | None
     ) -> None:
         await self._call_owner("guard_response", request=request, claim=claim, response=response)
+
+    async def acquire_query_slot(
+        self, tenant_id: str, query_id: str, limit: int, lease_seconds: float
+    ) -> bool:
+        return bool(
+            await self._call_owner(
+                "acquire_query_slot",
+                tenant_id=tenant_id,
+                query_id=query_id,
+                limit=limit,
+                lease_seconds=lease_seconds,
+            )
+        )
+
+    async def release_query_slot(self, tenant_id: str, query_id: str) -> None:
+        await self._call_owner("release_query_slot", tenant_id=tenant_id, query_id=query_id)

@@ -74,6 +74,25 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        self.running_queries = Gauge(
+            "weaver_running_queries",
+            "Queries running now, by the plugin that runs them.",
+            ["engine"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.query_cancellations = Counter(
+            "weaver_query_cancellations_total",
+            "Queries stopped before they finished, by cause.",
+            ["cause"],
+            registry=self.registry,
+        )
+        self.result_store_bytes = Gauge(
+            "weaver_result_store_bytes",
+            "Bytes of async query results kept, as of the last sweep.",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._query_children: dict[tuple[str, str], Any] = {}
 

@@ -120,6 +120,20 @@ class Settings(BaseSettings):
     sqlite_root: Path | None = Field(None, validation_alias="WEAVER_SQLITE_ROOT")
     max_body_bytes: int = Field(1024 * 1024, ge=1, validation_alias="WEAVER_MAX_BODY_BYTES")
     query_max_rows: int = Field(100_000, ge=1, validation_alias="WEAVER_QUERY_MAX_ROWS")
+    export_max_rows: int = Field(10_000_000, ge=1, validation_alias="WEAVER_EXPORT_MAX_ROWS")
+    query_concurrency: int = Field(8, ge=1, validation_alias="WEAVER_QUERY_CONCURRENCY")
+    query_queue_length: int = Field(100, ge=0, validation_alias="WEAVER_QUERY_QUEUE_LENGTH")
+    async_query_timeout_seconds: float = Field(
+        900.0, gt=0, validation_alias="WEAVER_ASYNC_QUERY_TIMEOUT_SECONDS"
+    )
+    query_result_ttl_seconds: int = Field(
+        3600, ge=1, validation_alias="WEAVER_QUERY_RESULT_TTL_SECONDS"
+    )
+    # What a tenant's stored async results may take in all; the oldest are evicted first.
+    query_result_max_bytes: int = Field(
+        512 * 1024 * 1024, ge=1, validation_alias="WEAVER_QUERY_RESULT_MAX_BYTES"
+    )
+    query_history_days: int = Field(30, ge=1, validation_alias="WEAVER_QUERY_HISTORY_DAYS")
     datasource_allowed_hosts: CommaList = Field(
         default_factory=list, validation_alias="WEAVER_DATASOURCE_ALLOWED_HOSTS"
     )

@@ -7,14 +7,18 @@ into JSON and back with pydantic when a store persists them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 Role = Literal["viewer", "editor", "admin"]
 HealthStatus = Literal["up", "down", "disabled"]
 SearchKind = Literal["table", "column"]
+QueryStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+QueryVia = Literal["api", "mcp", "console"]
+QueryMode = Literal["sync", "async"]
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
 # Role inheritance: every role may do what the roles after it may do.
 ROLE_RANK: dict[str, int] = {"viewer": 1, "editor": 2, "admin": 3}
@@ -239,19 +243,77 @@ class PreparedQuery:
     timeout_seconds: float
 
 
-@dataclass(frozen=True, slots=True)
-class EngineResult:
-    """What an engine read: column names and types, and the rows as the engine produced
-    them (at most ``limit + 1``); the core truncates and converts values."""
+class RowStream(Protocol):
+    """A running statement's result, as an engine hands it to the core: the columns are
+    known, the rows come in batches as the engine reads them. The core pulls the next
+    batch only when it has sent the previous one, so a slow client slows the engine and
+    never fills memory. ``aclose`` stops reading, ends the statement if it still runs
+    (the core closes early when the result is truncated or the client went away) and
+    frees what the stream holds; it may be called more than once, and after the batches
+    ran out. Stopping a statement the engine is still busy with, while the core waits, is
+    `cancel_query`'s job."""
 
-    columns: list[ResultColumn]
-    rows: list[list[Any]]
+    @property
+    def columns(self) -> Sequence[ResultColumn]: ...
+
+    def __aiter__(self) -> AsyncIterator[Sequence[Sequence[Any]]]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueryRecord:
+    """A query as a resource: who sent what, where it stands, what it answered.
+
+    ``owner`` is the gateway process running it, which renews ``lease_until`` while it
+    does; a query whose lease lapsed belongs to a process that is gone. ``error`` is the
+    problem it ended with (``type``, ``title``, ``status``, ``detail``). ``bytes_sent`` is
+    the size of the result body sent to the client. ``columns`` and ``result_expires_at``
+    describe the stored result of an async query.
+    """
+
+    query_id: str
+    tenant_id: str
+    subject: str
+    sql: str
+    datasources: tuple[str, ...]
+    status: QueryStatus
+    mode: QueryMode
+    via: QueryVia
+    submitted_at: datetime
+    limit: int
+    timeout_seconds: float
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    row_count: int | None = None
+    truncated: bool | None = None
+    elapsed_ms: float | None = None
+    bytes_sent: int | None = None
+    error: Mapping[str, Any] | None = None
+    owner: str | None = None
+    lease_until: datetime | None = None
+    cancel_requested: bool = False
+    columns: tuple[ResultColumn, ...] = ()
+    result_expires_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySweep:
+    """What one sweep of the query records did (`sweep_queries`)."""
+
+    failed: int
+    deleted: int
+    result_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
 class QueryResult:
-    """A query's answer as the core hands it on: at most ``limit`` rows, column names as
-    the tenant wrote them."""
+    """A whole query answer, for callers that want rows in memory (MCP tools, the kits):
+    at most ``limit`` rows, values JSON-native, column names as the tenant wrote them."""
 
     query_id: str
     columns: list[ResultColumn]

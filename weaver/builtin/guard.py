@@ -145,6 +145,7 @@ class EmbeddedGuardPlugin:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._guard: EmbeddedGuard | None = None
+        self.slots = QuerySlots()
 
     @property
     def guard(self) -> EmbeddedGuard:
@@ -163,3 +164,39 @@ class EmbeddedGuardPlugin:
         self, request: GuardRequest, claim: IdempotencyClaim, response: StoredResponse | None
     ) -> None:
         self.guard.settle(request, claim, response)
+
+    @hookimpl(trylast=True)
+    def acquire_query_slot(
+        self, tenant_id: str, query_id: str, limit: int, lease_seconds: float
+    ) -> bool:
+        return self.slots.acquire(tenant_id, query_id, limit, lease_seconds)
+
+    @hookimpl(trylast=True)
+    def release_query_slot(self, tenant_id: str, query_id: str) -> None:
+        self.slots.release(tenant_id, query_id)
+
+
+class QuerySlots:
+    """Each tenant's running queries with the moment their lease lapses, in this process
+    (the Redis guard counts across processes)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._held: dict[str, dict[str, float]] = {}
+
+    def acquire(self, tenant_id: str, query_id: str, limit: int, lease_seconds: float) -> bool:
+        now = self._clock()
+        held = self._held.setdefault(tenant_id, {})
+        for lapsed in [q for q, until in held.items() if until <= now]:
+            del held[lapsed]
+        if query_id not in held and len(held) >= limit:
+            return False
+        held[query_id] = now + lease_seconds
+        return True
+
+    def release(self, tenant_id: str, query_id: str) -> None:
+        held = self._held.get(tenant_id)
+        if held is not None:
+            held.pop(query_id, None)
+            if not held:
+                del self._held[tenant_id]

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 from sqlglot import exp, parse_one
 
-from weaver.errors import EngineFailed, EngineTimeout
+from weaver.errors import EngineTimeout, QueryFailed
 from weaver.host import Host
 from weaver.types import ColumnRef, Datasource, PreparedQuery, Principal, QueryResult, Table
 from weaver.workflows import query as query_workflow
@@ -223,7 +223,7 @@ class EngineContract:
         result = await run_query(host, datasource, "SELECT count(*) FROM {ds}.customers")
         assert result.rows == [[len(CUSTOMERS.rows)]]
 
-    async def test_engine_errors_do_not_reveal_internal_names(
+    async def test_mistakes_only_the_engine_sees_are_the_callers_and_name_no_internal_name(
         self, host: Host, sample_datasource: SampleFactory
     ) -> None:
         datasource = await sample_datasource("sample")
@@ -231,7 +231,8 @@ class EngineContract:
             "SELECT * FROM {ds}.no_such_table",
             "SELECT no_such_column FROM {ds}.customers",
         ):
-            with pytest.raises(EngineFailed) as caught:
+            # 400, not 502: the caller can fix the statement; the engine did not fail.
+            with pytest.raises(QueryFailed) as caught:
                 await run_query(host, datasource, sql)
             assert datasource.internal_name.lower() not in caught.value.detail.lower()
 

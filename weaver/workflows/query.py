@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import secrets
-import time
-from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import Any
 
 from weaver import sql
-from weaver.errors import InvalidQuery, Unprocessable, field_error
+from weaver.errors import Unprocessable, field_error
 from weaver.host import Host
-from weaver.naming import INTERNAL_NAME_PATTERN, replace_internal_names
-from weaver.types import Datasource, PreparedQuery, Principal, QueryResult, ResultColumn
+from weaver.queries.pump import Rows, pump
+from weaver.types import PreparedQuery, Principal, QueryResult, ResultColumn
 from weaver.values import jsonable_row
 from weaver.workflows.datasources import require_datasource
 
@@ -37,15 +36,21 @@ async def prepare(
     *,
     limit: int = DEFAULT_ROW_LIMIT,
     timeout_seconds: float | None = None,
+    max_rows: int | None = None,
+    max_timeout_seconds: float | None = None,
 ) -> PreparedQuery:
     """The engine's statement for tenant SQL ``text``: one checked read, on datasources
-    of the principal's tenant only, rendered once in the engine's dialect."""
+    of the principal's tenant only, rendered once in the engine's dialect. ``limit`` may
+    reach ``max_rows`` (``WEAVER_QUERY_MAX_ROWS`` unless a streamed format allows more),
+    ``timeout_seconds`` ``max_timeout_seconds`` (``MINDSDB_TIMEOUT`` unless async)."""
     settings = host.context.settings
-    if limit > settings.query_max_rows:
-        raise _too_large("limit", f"at most {settings.query_max_rows} rows")
+    most_rows = max_rows or settings.query_max_rows
+    if limit > most_rows:
+        raise _too_large("limit", f"at most {most_rows} rows")
+    longest = max_timeout_seconds or settings.query_timeout_seconds
     timeout = timeout_seconds or settings.query_timeout_seconds
-    if timeout > settings.query_timeout_seconds:
-        raise _too_large("timeout_seconds", f"at most {settings.query_timeout_seconds:g} seconds")
+    if timeout > longest:
+        raise _too_large("timeout_seconds", f"at most {longest:g} seconds")
     return await render(host, principal, text, limit=limit, timeout_seconds=timeout)
 
 
@@ -67,43 +72,18 @@ async def render(
 
 
 async def execute(host: Host, principal: Principal, query: PreparedQuery) -> QueryResult:
-    """Run a prepared query: at most ``query.limit`` rows, values JSON-native, column
-    names free of internal names."""
-    started = time.perf_counter()
-    result = await host.execute_query(principal, query)
-    if result is None:
-        raise InvalidQuery("the query engine cannot run this statement")
-    rows = result.rows
-    truncated = len(rows) > query.limit
-    if truncated:
-        rows = rows[: query.limit]
+    """Run a prepared query and keep its whole answer in memory (at most
+    ``query.limit`` rows, values JSON-native): for callers that want rows, not a stream."""
+    rows: list[list[Any]] = []
+
+    async def keep(batch: Rows) -> None:
+        rows.extend(jsonable_row(list(row)) for row in batch)
+
+    pumped = await pump(host, principal, query, on_columns=_ignore, on_rows=keep)
     return QueryResult(
-        query_id=query.query_id,
-        columns=public_columns(result.columns, query.datasources.values()),
-        rows=[jsonable_row(row) for row in rows],
-        truncated=truncated,
-        elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        query.query_id, list(pumped.columns), rows, pumped.truncated, pumped.elapsed_ms
     )
 
 
-# A dashboard's queries answer the same columns again and again.
-@functools.lru_cache(maxsize=1024)
-def _public_columns(
-    columns: tuple[ResultColumn, ...], public_by_internal: tuple[tuple[str, str], ...]
-) -> tuple[ResultColumn, ...]:
-    names = dict(public_by_internal)
-    return tuple(
-        ResultColumn(replace_internal_names(column.name, names), column.type)
-        if INTERNAL_NAME_PATTERN.search(column.name)
-        else column
-        for column in columns
-    )
-
-
-def public_columns(
-    columns: Iterable[ResultColumn], datasources: Iterable[Datasource]
-) -> list[ResultColumn]:
-    """Result columns as the tenant would name them: an engine may name a computed
-    column after its expression, internal datasource names included."""
-    names = tuple(sorted((d.internal_name.lower(), d.name) for d in datasources))
-    return list(_public_columns(tuple(columns), names))
+async def _ignore(columns: Sequence[ResultColumn]) -> None:
+    return None

@@ -60,14 +60,10 @@ class ReadOnlyAuthorizer:
 
     def __init__(self) -> None:
         self.refused = False
-        # Set only around the engine's own `PRAGMA busy_timeout`, never for tenant SQL.
-        self.setting_busy_timeout = False
 
     def __call__(
         self, action: int, arg1: str | None, arg2: str | None, db: str | None, via: str | None
     ) -> int:
-        if self.setting_busy_timeout and action == sqlite3.SQLITE_PRAGMA:
-            return sqlite3.SQLITE_OK if arg1 == "busy_timeout" else sqlite3.SQLITE_DENY
         allowed = action in _READ_ACTIONS and not (
             action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _DENIED_FUNCTIONS
         )
@@ -80,13 +76,6 @@ class QueryConnection:
     key: AttachmentKey
     connection: sqlite3.Connection
     authorizer: ReadOnlyAuthorizer
-
-    def set_busy_timeout(self, milliseconds: int) -> None:
-        self.authorizer.setting_busy_timeout = True
-        try:
-            self.connection.execute(f"PRAGMA busy_timeout = {milliseconds}")
-        finally:
-            self.authorizer.setting_busy_timeout = False
 
 
 def attach(key: AttachmentKey) -> QueryConnection:

@@ -25,7 +25,7 @@ from weaver import hookimpl
 from weaver.builtin.engine import introspection
 from weaver.builtin.engine.connections import Pool
 from weaver.builtin.engine.paths import PathRefused, inside_root, read_only_uri
-from weaver.builtin.engine.queries import attachment_key, run_inline, run_on_worker
+from weaver.builtin.engine.queries import SqliteRows, attachment_key, start
 from weaver.builtin.engine.runs import Run, Workers
 from weaver.errors import EngineFailed, Unprocessable, field_error
 from weaver.settings import Settings
@@ -33,9 +33,9 @@ from weaver.types import (
     ConnectionSpec,
     Datasource,
     DatasourceStatistics,
-    EngineResult,
     HealthCheck,
     PreparedQuery,
+    RowStream,
     SchemaGraph,
     SqlDialect,
     Table,
@@ -68,6 +68,8 @@ class EmbeddedEngine:
         self.root = str(settings.sqlite_root_path)
         self.workers = Workers(PLUGIN)
         self.pool = Pool(IDLE_CONNECTIONS)
+        # The statements this app runs now, by query id, for `cancel_query`.
+        self.runs: dict[str, Run] = {}
 
     def _database_file(
         self, datasource: Datasource, connection: Mapping[str, object] | None = None
@@ -152,22 +154,37 @@ class EmbeddedEngine:
     # --- queries ------------------------------------------------------------------------
 
     @hookimpl(trylast=True)
-    async def execute_query(self, query: PreparedQuery) -> EngineResult | None:
+    async def execute_query(self, query: PreparedQuery) -> RowStream | None:
         if any(d.engine != ENGINE for d in query.datasources.values()):
             return None
         key = attachment_key(self.root, query.datasources.values())
-        most = query.limit + 1
+        run = self.runs[query.query_id] = Run(query.timeout_seconds)
         try:
-            quick = run_inline(self.pool, key, query.sql, most)
-        except sqlite3.Error as error:
-            raise EngineFailed(str(error)) from None
-        if quick is not None:
-            return quick
-        return await self.workers.bounded(
+            attached, cursor, first = await self.workers.step(
+                run, query.timeout_seconds, lambda: start(run, self.pool, key, query.sql)
+            )
+        except BaseException:
+            self.runs.pop(query.query_id, None)
+            raise
+        return SqliteRows(
+            self.workers,
+            self.pool,
+            attached,
+            cursor,
+            run,
+            first,
             query.timeout_seconds,
-            "the query",
-            lambda run: run_on_worker(run, self.pool, key, query.sql, most),
+            on_close=lambda: self.runs.pop(query.query_id, None),
         )
+
+    @hookimpl(trylast=True)
+    def cancel_query(self, query: PreparedQuery) -> bool:
+        # SQLite stops at its next VM step or progress check: interrupt is its cancel.
+        run = self.runs.get(query.query_id)
+        if run is None:
+            return False
+        run.cancel()
+        return True
 
     # --- introspection and statistics ---------------------------------------------------
 

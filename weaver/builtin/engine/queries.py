@@ -1,35 +1,51 @@
-"""Running a tenant's rendered statement on a query connection."""
+"""Running a tenant's rendered statement: on the engine's threads only, row batches
+pulled one at a time, stoppable at any moment.
+
+Nothing of a tenant statement ever runs on the event loop: one SQLite expression
+(``printf('%.*c', 500000000, 'x')``) is a single VM step that no progress handler can
+interrupt, and on the loop it would stall every request of the process. A statement
+runs on an engine thread; each batch is one more ``fetchmany`` there, asked for only
+when the previous one has been sent, so the cursor is the only buffer and a slow client
+slows the fetch.
+"""
 
 from __future__ import annotations
 
 import functools
 import os
 import sqlite3
-import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
-from weaver.builtin.engine.connections import (
-    BUSY_TIMEOUT_SECONDS,
-    AttachmentKey,
-    Pool,
-    QueryConnection,
-    attach,
-)
+from weaver.builtin.engine.connections import AttachmentKey, Pool, QueryConnection, attach
 from weaver.builtin.engine.paths import PathRefused, resolve
-from weaver.builtin.engine.runs import PROGRESS_STEPS, Run
-from weaver.errors import EngineFailed, InvalidQuery
-from weaver.types import Datasource, EngineResult, ResultColumn
+from weaver.builtin.engine.runs import Run, Workers
+from weaver.errors import EngineFailed, EngineTimeout, InvalidQuery, Problem, QueryFailed
+from weaver.types import Datasource, ResultColumn
 
-# A query on an already attached connection first runs on the event loop for at most this
-# long: most dashboard queries finish well within it, and handing work to a thread costs
-# more than running them. Anything slower is stopped and run again on a worker thread.
-INLINE_BUDGET_SECONDS = 0.002
+# Rows per fetch: big enough that the thread hand-off is noise (about 40 µs against a few
+# milliseconds of fetching), small enough that a batch is a few hundred kilobytes.
+BATCH_ROWS = 5000
 
 _VALUE_TYPES: dict[type, str] = {int: "integer", float: "real", str: "text", bytes: "blob"}
 
+# SQLite's messages for statements the caller got wrong (not the engine's failures).
+_CALLER_ERRORS = (
+    "no such table",
+    "no such column",
+    "ambiguous column name",
+    "no such function",
+    "wrong number of arguments",
+    "misuse of",
+    "syntax error",
+    "no such collation",
+    "has no column named",
+    "too many terms",
+    "unrecognized token",
+)
 
-def column_types(width: int, rows: list[tuple[Any, ...]]) -> list[str]:
+
+def column_types(width: int, rows: Sequence[Sequence[Any]]) -> list[str]:
     """SQLite's storage class of each column's first non-null value ("null" if none):
     SQLite reports no types for result columns, and values may differ from declarations."""
     types = ["null"] * width
@@ -59,72 +75,112 @@ def attachment_key(root: str, datasources: Iterable[Datasource]) -> AttachmentKe
     return tuple(sorted(entries))
 
 
-def _fetch(attached: QueryConnection, sql: str, most: int) -> EngineResult:
-    """Up to ``most`` rows and the columns; the caller has made the connection stoppable."""
+def problem_of(error: sqlite3.Error, attached: QueryConnection, run: Run) -> Problem:
+    """What a SQLite error during a tenant statement means for the caller."""
+    message = str(error)
+    if attached.authorizer.refused:
+        return InvalidQuery("only reads may be run: the engine refused this statement")
+    if any(phrase in message for phrase in _CALLER_ERRORS):
+        return QueryFailed(message)
+    if run.expired():
+        return EngineTimeout("the query did not finish in time")
+    return EngineFailed(message)
+
+
+class SqliteRows:
+    """One running statement: its connection and cursor, owned by this stream until
+    `aclose`, and the `Run` that can interrupt it."""
+
+    def __init__(
+        self,
+        workers: Workers,
+        pool: Pool,
+        attached: QueryConnection,
+        cursor: sqlite3.Cursor,
+        run: Run,
+        first: list[tuple[Any, ...]],
+        step_seconds: float,
+        *,
+        on_close: Callable[[], object],
+    ) -> None:
+        self._workers = workers
+        self._pool = pool
+        self._attached = attached
+        self._cursor = cursor
+        self._run = run
+        self._first: list[tuple[Any, ...]] | None = first
+        self._step_seconds = step_seconds
+        self._on_close = on_close
+        self._done = len(first) < BATCH_ROWS
+        self._closed = False
+        names = tuple(description[0] for description in cursor.description or ())
+        self._columns = _columns(names, tuple(column_types(len(names), first)))
+
+    @property
+    def columns(self) -> Sequence[ResultColumn]:
+        return self._columns
+
+    async def __aiter__(self) -> AsyncIterator[Sequence[Sequence[Any]]]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            if first:
+                yield first
+        while not self._done and not self._closed:
+            batch = await self._workers.step(self._run, self._step_seconds, self._fetch)
+            self._done = len(batch) < BATCH_ROWS
+            if batch:
+                yield batch
+
+    def _fetch(self) -> list[tuple[Any, ...]]:
+        try:
+            return self._cursor.fetchmany(BATCH_ROWS)
+        except sqlite3.Error as error:
+            raise problem_of(error, self._attached, self._run) from None
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Closing the cursor ends the statement; only an interrupted one spoils nothing
+        # worth keeping, but is not worth trusting either.
+        reusable = not self._run.cancelled
+        self._run.release()
+        try:
+            await self._workers.step(Run(self._step_seconds), self._step_seconds, self._release)
+        finally:
+            self._on_close()
+        if reusable:
+            self._pool.give(self._attached)
+        else:
+            # Interrupted mid-statement: a fresh connection next time costs little.
+            self._attached.connection.close()
+
+    def _release(self) -> None:
+        # Ends the read transaction, so an idle connection holds no lock.
+        self._cursor.close()
+
+
+def start(
+    run: Run, pool: Pool, key: AttachmentKey, sql: str
+) -> tuple[QueryConnection, sqlite3.Cursor, list[tuple[Any, ...]]]:
+    """Execute ``sql`` on a query connection for ``key`` and read the first batch (on an
+    engine thread; ``run`` can interrupt it)."""
+    attached = pool.take(key) or attach(key)
     attached.authorizer.refused = False
+    # Every batch of this statement runs under ``run``, until the stream is closed.
+    run.hold(attached.connection)
     try:
         cursor = attached.connection.execute(sql)
-        try:
-            rows = cursor.fetchmany(most)
-            names = [description[0] for description in cursor.description or ()]
-        finally:
-            # Ends the read transaction, so an idle connection holds no lock.
-            cursor.close()
-    except sqlite3.DatabaseError:
-        if attached.authorizer.refused:
-            raise InvalidQuery("only reads may be run: the engine refused this statement") from None
-        raise
-    columns = _columns(tuple(names), tuple(column_types(len(names), rows)))
-    return EngineResult(list(columns), [list(row) for row in rows])
-
-
-def run_on_worker(run: Run, pool: Pool, key: AttachmentKey, sql: str, most: int) -> EngineResult:
-    attached = pool.take(key) or attach(key)
-    try:
-        # Idle connections do not wait for locks (they serve the loop); a worker may.
-        attached.set_busy_timeout(int(BUSY_TIMEOUT_SECONDS * 1000))
-        with run.interruptible(attached.connection):
-            result = _fetch(attached, sql, most)
-        attached.set_busy_timeout(0)
+        first = cursor.fetchmany(BATCH_ROWS)
+    except sqlite3.Error as error:
+        run.release()
+        attached.connection.close()
+        raise problem_of(error, attached, run) from None
     except BaseException:
+        run.release()
         attached.connection.close()
         raise
-    pool.give(attached)
-    return result
-
-
-# Stopped by the budget, or a lock held elsewhere: neither is an answer, both are retried.
-_RETRY_IN_WORKER = frozenset({sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
-
-
-def run_inline(pool: Pool, key: AttachmentKey, sql: str, most: int) -> EngineResult | None:
-    """The query run on the calling (event loop) thread within `INLINE_BUDGET_SECONDS`,
-    or ``None`` when it needs a worker: no idle connection for its files (attaching costs
-    more than the hand-off), a lock to wait for, or more time than the budget."""
-    attached = pool.take(key)
-    if attached is None:
-        return None
-    connection = attached.connection
-    # Only the deadline stops an inline run (nothing else can reach it while it holds the
-    # loop), so it needs no `Run`.
-    deadline = time.monotonic() + INLINE_BUDGET_SECONDS
-    connection.set_progress_handler(lambda: time.monotonic() >= deadline, PROGRESS_STEPS)
-    try:
-        # Idle connections wait for no lock (see `run_on_worker`): a lock fails at once
-        # here and the query is retried in a worker, so the loop never waits on another
-        # process.
-        result = _fetch(attached, sql, most)
-    except sqlite3.OperationalError as error:
-        if error.sqlite_errorcode in _RETRY_IN_WORKER:
-            pool.give(attached)
-            return None
-        connection.close()
-        raise
-    except BaseException:
-        connection.close()
-        raise
-    pool.give(attached)
-    return result
+    return attached, cursor, first
 
 
 # A dashboard's queries answer the same columns again and again; the (frozen) column

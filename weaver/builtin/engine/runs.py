@@ -29,11 +29,12 @@ PROGRESS_STEPS = 100_000
 
 
 class Run:
-    """One piece of blocking work and the means to stop it from the event loop.
+    """One statement's (or one piece of work's) stop switch, usable from the event loop.
 
-    Two ways stop SQLite: ``interrupt()`` from the loop at the deadline, and a progress
-    handler that checks the deadline itself, which also covers a deadline that passes
-    before the worker has opened its connection.
+    Two ways stop SQLite: ``interrupt()`` from the loop, and a progress handler that
+    checks the deadline itself, which also covers a deadline that passes before a worker
+    has reached the connection. The deadline is armed for each step of work: a statement
+    streamed over minutes to a slow client is bounded per wait on the engine, not in all.
     """
 
     def __init__(self, timeout: float) -> None:
@@ -41,6 +42,9 @@ class Run:
         self.cancelled = False
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
+
+    def arm(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
 
     def expired(self) -> bool:
         return self.cancelled or time.monotonic() >= self.deadline
@@ -51,17 +55,26 @@ class Run:
             if self._connection is not None:
                 self._connection.interrupt()
 
-    @contextmanager
-    def interruptible(self, connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        """``connection``, stoppable by this run while the block runs."""
+    def hold(self, connection: sqlite3.Connection) -> None:
+        """Make ``connection`` stoppable by this run until `release`."""
         connection.set_progress_handler(self.expired, PROGRESS_STEPS)
         with self._lock:
             self._connection = connection
+        if self.cancelled:
+            connection.interrupt()
+
+    def release(self) -> None:
+        with self._lock:
+            self._connection = None
+
+    @contextmanager
+    def interruptible(self, connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        """``connection``, stoppable by this run while the block runs."""
+        self.hold(connection)
         try:
             yield connection
         finally:
-            with self._lock:
-                self._connection = None
+            self.release()
 
     @contextmanager
     def connect(self, uri: str) -> Iterator[sqlite3.Connection]:
@@ -90,27 +103,36 @@ class Workers:
             self._executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix=self._name)
         return self._executor
 
-    async def bounded(self, seconds: float, what: str, work: Callable[[Run], T]) -> T:
-        """Run ``work`` on an engine thread for at most ``seconds``; SQLite errors become
-        `EngineFailed` (the host makes their messages name public datasource names)."""
-        run = Run(seconds)
-        future = asyncio.get_running_loop().run_in_executor(self.executor, work, run)
+    async def step(self, run: Run, seconds: float, work: Callable[[], T]) -> T:
+        """``work()`` on an engine thread with ``run`` armed for ``seconds``. If the
+        awaiting task is cancelled (a timeout, a cancel, a client gone), the run is
+        interrupted and the step is waited out, so that whoever goes on never touches a
+        connection a worker still uses."""
+        run.arm(seconds)
+        future = asyncio.get_running_loop().run_in_executor(self.executor, work)
         self.running.add(run)
         future.add_done_callback(lambda _: self.running.discard(run))
         try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            run.cancel()
+            await asyncio.wait([future])
+            raise
+
+    async def bounded(self, seconds: float, what: str, work: Callable[[Run], T]) -> T:
+        """Run ``work`` (the engine's own statements: introspection, statistics) on an
+        engine thread for at most ``seconds``; SQLite errors become `EngineFailed` (the
+        host makes their messages name public datasource names)."""
+        run = Run(seconds)
+        try:
             async with asyncio.timeout(seconds):
-                # Shielded so that a timeout or a cancelled request interrupts the
-                # statement (below) rather than abandoning it.
-                return await asyncio.shield(future)
+                return await self.step(run, seconds, lambda: work(run))
         except TimeoutError:
             raise EngineTimeout(f"{what} did not finish within {seconds:g}s") from None
         except sqlite3.Error as error:
             if run.expired():
                 raise EngineTimeout(f"{what} did not finish within {seconds:g}s") from None
             raise EngineFailed(str(error)) from None
-        finally:
-            if not future.done():
-                run.cancel()
 
     def close(self) -> None:
         for run in list(self.running):

@@ -106,6 +106,39 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (tenant_id, datasource)
         ) WITHOUT ROWID""",
     ),
+    # Queries as resources. The record is a JSON document; the columns beside it are
+    # what is searched or changed by others than the owner (cancel_requested, the lease).
+    (
+        """CREATE TABLE queries (
+            tenant_id TEXT NOT NULL,
+            query_id TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            status TEXT NOT NULL,
+            submitted_at TEXT NOT NULL,
+            owner TEXT,
+            lease_until TEXT,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            result_expires_at TEXT,
+            document TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, query_id)
+        ) WITHOUT ROWID""",
+        """CREATE INDEX queries_newest_first
+            ON queries (tenant_id, submitted_at DESC, query_id DESC)""",
+        "CREATE INDEX queries_by_owner ON queries (owner) WHERE owner IS NOT NULL",
+        """CREATE INDEX queries_unfinished ON queries (lease_until)
+            WHERE status IN ('queued', 'running')""",
+        "CREATE INDEX queries_by_age ON queries (submitted_at)",
+        """CREATE TABLE query_results (
+            tenant_id TEXT NOT NULL,
+            query_id TEXT NOT NULL,
+            chunk INTEGER NOT NULL,
+            stored_at TEXT NOT NULL,
+            bytes INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (tenant_id, query_id, chunk)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX query_results_by_tenant ON query_results (tenant_id, stored_at)",
+    ),
 )
 
 

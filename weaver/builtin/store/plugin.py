@@ -18,7 +18,8 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -26,7 +27,7 @@ import orjson
 from weaver import codec, hookimpl
 from weaver.builtin.store.database import DB_FILE, SQLiteStore
 from weaver.builtin.store.database import iso as _iso
-from weaver.errors import Conflict, NotFound
+from weaver.errors import Conflict, GatewayLost, NotFound, PayloadTooLarge, problem_body
 from weaver.opened import Opened
 from weaver.settings import Settings
 from weaver.types import (
@@ -35,6 +36,8 @@ from weaver.types import (
     GlossaryTerm,
     HealthCheck,
     Page,
+    QueryRecord,
+    QuerySweep,
     SchemaGraph,
     SearchHit,
     SearchKind,
@@ -446,3 +449,220 @@ class EmbeddedStore:
             ).fetchone()
         )
         return codec.loads(DatasourceStatistics, row[0]) if row is not None else None
+
+    # --- query records and results -----------------------------------------------------
+
+    @hookimpl(trylast=True)
+    async def save_query(self, record: QueryRecord, create: bool) -> None:
+        values = (
+            record.subject,
+            record.status,
+            _iso(record.submitted_at),
+            record.owner,
+            _optional_iso(record.lease_until),
+            _optional_iso(record.result_expires_at),
+            codec.dumps(record),
+            record.tenant_id,
+            record.query_id,
+        )
+
+        def insert(db: sqlite3.Connection) -> None:
+            try:
+                db.execute(
+                    "INSERT INTO queries (subject, status, submitted_at, owner, lease_until,"
+                    " result_expires_at, document, tenant_id, query_id, cancel_requested)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*values, int(record.cancel_requested)),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"query {record.query_id!r} already exists") from None
+
+        def update(db: sqlite3.Connection) -> None:
+            # cancel_requested is left as it is: another process may have set it.
+            changed = db.execute(
+                "UPDATE queries SET subject = ?, status = ?, submitted_at = ?, owner = ?,"
+                " lease_until = ?, result_expires_at = ?, document = ?"
+                " WHERE tenant_id = ? AND query_id = ?",
+                values,
+            )
+            if changed.rowcount == 0:
+                raise NotFound(f"query {record.query_id!r} not found")
+
+        await self.store.write(insert if create else update)
+
+    @hookimpl(trylast=True)
+    async def get_query(self, tenant_id: str, query_id: str) -> QueryRecord | None:
+        row = await self.store.lookup(
+            lambda db: db.execute(
+                f"SELECT {_QUERY_COLUMNS} FROM queries WHERE tenant_id = ? AND query_id = ?",
+                (tenant_id, query_id),
+            ).fetchone()
+        )
+        return _query(row) if row is not None else None
+
+    @hookimpl(trylast=True)
+    async def list_queries(
+        self, tenant_id: str, subject: str | None, status: str | None, page: Page
+    ) -> list[QueryRecord]:
+        where = ["tenant_id = ?"]
+        values: list[Any] = [tenant_id]
+        if subject is not None:
+            where.append("subject = ?")
+            values.append(subject)
+        if status is not None:
+            where.append("status = ?")
+            values.append(status)
+        if page.after is not None:
+            # An unknown cursor compares as NULL, so it yields an empty page.
+            where.append(
+                "(submitted_at, query_id) < (SELECT submitted_at, query_id FROM queries"
+                " WHERE tenant_id = ? AND query_id = ?)"
+            )
+            values.extend([tenant_id, page.after])
+        sql = (
+            f"SELECT {_QUERY_COLUMNS} FROM queries WHERE {' AND '.join(where)}"
+            " ORDER BY submitted_at DESC, query_id DESC LIMIT ?"
+        )
+        rows = await self.store.read(lambda db: db.execute(sql, (*values, page.limit)).fetchall())
+        return [_query(row) for row in rows]
+
+    @hookimpl(trylast=True)
+    async def request_query_cancel(self, tenant_id: str, query_id: str) -> bool:
+        def mark(db: sqlite3.Connection) -> bool:
+            changed = db.execute(
+                "UPDATE queries SET cancel_requested = 1 WHERE tenant_id = ? AND query_id = ?"
+                " AND status IN ('queued', 'running')",
+                (tenant_id, query_id),
+            )
+            return changed.rowcount > 0
+
+        return await self.store.write(mark)
+
+    @hookimpl(trylast=True)
+    async def poll_queries(self, owner: str, lease_until: datetime | None) -> list[str]:
+        unfinished = "owner = ? AND status IN ('queued', 'running')"
+        if lease_until is not None:
+            await self.store.write(
+                lambda db: db.execute(
+                    f"UPDATE queries SET lease_until = ? WHERE {unfinished}",
+                    (_iso(lease_until), owner),
+                )
+            )
+        rows = await self.store.lookup(
+            lambda db: db.execute(
+                f"SELECT query_id FROM queries WHERE {unfinished} AND cancel_requested = 1",
+                (owner,),
+            ).fetchall()
+        )
+        return [row[0] for row in rows]
+
+    @hookimpl(trylast=True)
+    async def sweep_queries(self, now: datetime, history_before: datetime) -> QuerySweep:
+        lost = json.dumps(problem_body(GatewayLost()))
+
+        def sweep(db: sqlite3.Connection) -> QuerySweep:
+            failed = db.execute(
+                "UPDATE queries SET status = 'failed', owner = NULL, lease_until = NULL,"
+                " document = json_set(document, '$.error', json(?), '$.finished_at', ?)"
+                " WHERE status IN ('queued', 'running') AND lease_until < ?",
+                (lost, now.isoformat(), _iso(now)),
+            ).rowcount
+            expired = "result_expires_at IS NOT NULL AND result_expires_at < ?"
+            db.execute(
+                "DELETE FROM query_results WHERE (tenant_id, query_id) IN"
+                f" (SELECT tenant_id, query_id FROM queries WHERE {expired}"
+                " OR submitted_at < ?)",
+                (_iso(now), _iso(history_before)),
+            )
+            deleted = db.execute(
+                "DELETE FROM queries WHERE submitted_at < ?", (_iso(history_before),)
+            ).rowcount
+            (stored,) = db.execute("SELECT coalesce(sum(bytes), 0) FROM query_results").fetchone()
+            return QuerySweep(failed, deleted, stored)
+
+        return await self.store.write(sweep)
+
+    @hookimpl(trylast=True)
+    async def save_result_chunk(
+        self, tenant_id: str, query_id: str, index: int, rows: bytes, max_tenant_bytes: int
+    ) -> None:
+        stored_at = _iso(datetime.now(UTC))
+
+        def save(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT OR REPLACE INTO query_results VALUES (?, ?, ?, ?, ?, ?)",
+                (tenant_id, query_id, index, stored_at, len(rows), rows),
+            )
+            (total,) = db.execute(
+                "SELECT coalesce(sum(bytes), 0) FROM query_results WHERE tenant_id = ?",
+                (tenant_id,),
+            ).fetchone()
+            while total > max_tenant_bytes:
+                oldest = db.execute(
+                    "SELECT query_id, sum(bytes) FROM query_results"
+                    " WHERE tenant_id = ? AND query_id != ? GROUP BY query_id"
+                    " ORDER BY min(stored_at) LIMIT 1",
+                    (tenant_id, query_id),
+                ).fetchone()
+                if oldest is None:
+                    raise PayloadTooLarge(
+                        f"the result is larger than the {max_tenant_bytes} bytes a tenant"
+                        " may keep; ask for fewer rows"
+                    )
+                _drop_result(db, tenant_id, oldest[0], stored_at)
+                total -= oldest[1]
+
+        await self.store.write(save)
+
+    @hookimpl(trylast=True)
+    async def load_result_chunks(
+        self, tenant_id: str, query_id: str, first: int, last: int
+    ) -> list[bytes]:
+        rows = await self.store.read(
+            lambda db: db.execute(
+                "SELECT data FROM query_results WHERE tenant_id = ? AND query_id = ?"
+                " AND chunk BETWEEN ? AND ? ORDER BY chunk",
+                (tenant_id, query_id, first, last),
+            ).fetchall()
+        )
+        return [bytes(row[0]) for row in rows]
+
+    @hookimpl(trylast=True)
+    async def delete_results(self, tenant_id: str, query_id: str) -> None:
+        await self.store.write(
+            lambda db: db.execute(
+                "DELETE FROM query_results WHERE tenant_id = ? AND query_id = ?",
+                (tenant_id, query_id),
+            )
+        )
+
+
+_QUERY_COLUMNS = "document, status, owner, lease_until, cancel_requested, result_expires_at"
+
+
+def _optional_iso(moment: datetime | None) -> str | None:
+    return _iso(moment) if moment is not None else None
+
+
+def _query(row: Row) -> QueryRecord:
+    # The columns beside the document are the authority for what others change.
+    record = codec.loads(QueryRecord, row[0])
+    return replace(
+        record,
+        status=row[1],
+        owner=row[2],
+        lease_until=datetime.fromisoformat(row[3]) if row[3] else None,
+        cancel_requested=bool(row[4]),
+        result_expires_at=datetime.fromisoformat(row[5]) if row[5] else None,
+    )
+
+
+def _drop_result(db: sqlite3.Connection, tenant_id: str, query_id: str, at: str) -> None:
+    """Evict one query's stored result: it answers 410 from now on."""
+    db.execute(
+        "DELETE FROM query_results WHERE tenant_id = ? AND query_id = ?", (tenant_id, query_id)
+    )
+    db.execute(
+        "UPDATE queries SET result_expires_at = ? WHERE tenant_id = ? AND query_id = ?",
+        (at, tenant_id, query_id),
+    )

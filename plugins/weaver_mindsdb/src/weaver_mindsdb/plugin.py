@@ -22,9 +22,9 @@ from weaver.types import (
     ConnectionSpec,
     Datasource,
     DatasourceStatistics,
-    EngineResult,
     HealthCheck,
     PreparedQuery,
+    RowStream,
     SchemaGraph,
     SqlDialect,
 )
@@ -149,8 +149,12 @@ class MindsDBPlugin:
         await self.engine.unregister(datasource)
 
     @hookimpl
-    async def execute_query(self, query: PreparedQuery) -> EngineResult:
+    async def execute_query(self, query: PreparedQuery) -> RowStream:
         return await self.engine.execute(query)
+
+    @hookimpl
+    async def cancel_query(self, query: PreparedQuery) -> bool:
+        return await self.engine.cancel(query)
 
     @hookimpl
     async def introspect_datasource(self, datasource: Datasource) -> SchemaGraph:

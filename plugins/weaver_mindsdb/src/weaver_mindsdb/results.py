@@ -1,4 +1,4 @@
-"""MindsDB's ``type: table`` answers as `EngineResult`s.
+"""MindsDB's ``type: table`` answers as row streams.
 
 MindsDB sends column names and JSON values but no column types, so a column's type is
 read from its values: the narrowest type every non-null value fits.
@@ -10,7 +10,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from weaver.types import EngineResult, ResultColumn
+from weaver.streams import RowsInMemory
+from weaver.types import ResultColumn
 from weaver_mindsdb.client import Table
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -58,11 +59,11 @@ def column_type(values: Iterable[object]) -> str:
     return found
 
 
-def to_result(table: Table) -> EngineResult:
+def to_result(table: Table) -> RowsInMemory:
     """``table``'s rows, with column types read from their values."""
     rows: Sequence[list[Any]] = table.data
     columns = [
         ResultColumn(name, column_type(row[index] for row in rows))
         for index, name in enumerate(table.column_names)
     ]
-    return EngineResult(columns=columns, rows=list(rows))
+    return RowsInMemory(columns, list(rows))

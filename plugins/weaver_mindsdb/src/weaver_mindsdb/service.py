@@ -19,10 +19,10 @@ from typing import Any
 from weaver.context import WeaverContext
 from weaver.errors import EngineFailed, EngineTimeout, Unavailable, Unprocessable
 from weaver.secrets import SecretsError
+from weaver.streams import RowsInMemory
 from weaver.types import (
     Datasource,
     DatasourceStatistics,
-    EngineResult,
     HealthCheck,
     PreparedQuery,
     SchemaGraph,
@@ -170,7 +170,7 @@ class MindsDB:
 
     # --- queries ------------------------------------------------------------------------
 
-    async def execute(self, query: PreparedQuery) -> EngineResult:
+    async def execute(self, query: PreparedQuery) -> RowsInMemory:
         datasources = list(query.datasources.values())
         # The core rendered the statement; MindsDB's own parser reads it once more.
         verify_rendered(query.sql, [d.internal_name for d in datasources])
@@ -178,6 +178,11 @@ class MindsDB:
         if table is None:
             raise EngineFailed("the query engine answered a query without rows")
         return to_result(table)
+
+    async def cancel(self, query: PreparedQuery) -> bool:
+        """MindsDB has no cancel of its own (its 26.1 HTTP and MySQL APIs know no KILL);
+        the statement is stopped at the source where the gateway can reach it."""
+        return False
 
     # --- catalog ------------------------------------------------------------------------
 
