@@ -60,22 +60,32 @@ def served(tmp_path: Path) -> tuple[Path, int]:
         server.wait(timeout=10)
 
 
-def test_the_tour_works_as_written(served: tuple[Path, int]) -> None:
+def test_the_tour_works_as_written_and_again(served: tuple[Path, int]) -> None:
     directory, port = served
     script = "set -eu\n" + tour_script().replace("localhost:8000", f"localhost:{port}")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEAVER_", "JWT_"))}
-    result = subprocess.run(
-        ["bash", "-c", script], cwd=directory, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert '"name":"demo"' in lines[0]
-    assert lines[1].startswith('{"columns":[{"name":"country"')
-    assert '"name":"shop"' in lines[2]
-    assert '"row_count":3' in lines[3]
-    assert '"status":400' in lines[4]
-    assert '"snapshot_id"' in lines[5]
-    assert '"tables":[' in lines[10]
-    assert '"term":"Order"' in lines[11]
-    assert '"status":"ready"' in result.stdout
-    assert "weaver_http_requests_total" in result.stdout
+    # A reader who runs it twice gets the same answers the second time (no 409s).
+    for _ in range(2):
+        result = subprocess.run(
+            ["bash", "-c", script],
+            cwd=directory,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert '"name":"demo"' in lines[0]
+        assert lines[1].startswith('{"columns":[{"name":"country"')
+        assert lines[2].startswith('{"name":"shop"'), lines[2]
+        assert '"row_count":3' in lines[3]
+        assert '"status":400' in lines[4]
+        assert '"snapshot_id"' in lines[5]
+        assert '"tables":[' in lines[10]
+        assert lines[11].startswith('{"id":') and '"term":"Order"' in lines[11], lines[11]
+        assert '"status":"ready"' in result.stdout
+        assert "weaver_http_requests_total" in result.stdout
+        assert '"status":409' not in result.stdout
+        # The two deletions answer 204: empty lines, no problem document.
+        assert lines[-2:] == ["", ""], lines[-3:]
