@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -12,20 +11,13 @@ import jwt
 import pytest
 from pydantic import ValidationError
 
+from tests.serving import clean_environment
 from weaver import cli
 from weaver.plugins import ENTRY_POINT_GROUP
 from weaver.settings import Settings, describe_invalid
 from weaver.testing import make_settings
 
 COMMANDS = (["serve"], ["plugins"], ["plugins", "--check"], ["token", "--tenant", "acme"])
-
-
-def clean_environment(**overrides: str) -> dict[str, str]:
-    """This process's environment without any Weaver setting, plus ``overrides``."""
-    prefixes = ("WEAVER_", "JWT_", "LOG_LEVEL", "APP_ENV", "ENCRYPTION_KEY", "OTEL_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-    env.update(overrides)
-    return env
 
 
 def weaver(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.serving import free_port
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -20,12 +21,6 @@ def tour_script() -> str:
     match = re.search(r"## A five-minute tour.*?```bash\n(.*?)```", README.read_text(), re.S)
     assert match, "the README has no tour"
     return match.group(1)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import weaver
-from tests.test_cli import clean_environment
-from tests.test_readme import free_port
+from tests.serving import clean_environment, free_port
 
 
 def served_version(base: str) -> str | None:

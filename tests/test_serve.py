@@ -12,23 +12,35 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.test_readme import free_port
+from tests.serving import free_port, wait_until_live
 from weaver.auth import mint_token
 from weaver.settings import Settings
 
 JWT_SECRET = "serve-test-secret-0123456789abcdef0123"
 
 
-def wait_until_live(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(url):
-                return
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("weaver serve did not come up") from None
-            time.sleep(0.1)
+def metrics(base: str) -> str:
+    with urllib.request.urlopen(base + "/metrics") as response:
+        return str(response.read().decode())
+
+
+def worker_memory(exposition: str) -> dict[str, float]:
+    """``process_resident_memory_bytes`` by worker process id."""
+    found = {}
+    for line in exposition.splitlines():
+        if line.startswith("process_resident_memory_bytes{"):
+            labels, value = line.rsplit(" ", 1)
+            pid = labels.split('pid="', 1)[1].split('"', 1)[0]
+            found[pid] = float(value)
+    return found
+
+
+def wait_for_workers(base: str, count: int, server: subprocess.Popen[bytes]) -> None:
+    """Until every worker serves: each reports its process metrics once it has started."""
+    deadline = time.monotonic() + 60
+    while len(worker_memory(metrics(base))) < count:
+        assert server.poll() is None and time.monotonic() < deadline, "workers did not start"
+        time.sleep(0.2)
 
 
 def call(method: str, url: str, token: str, body: dict[str, object] | None = None) -> Any:
@@ -59,6 +71,7 @@ def test_two_workers_share_the_port_and_the_store(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_live(base + "/health/live", server)
+        wait_for_workers(base, 2, server)
         token = mint_token(
             Settings.from_env_names({"JWT_SECRET_KEY": JWT_SECRET}),
             tenant_id="acme",
@@ -74,8 +87,7 @@ def test_two_workers_share_the_port_and_the_store(tmp_path: Path) -> None:
         call("PATCH", shop, token, {"description": "changed"})
         assert {call("GET", shop, token)["description"] for _ in range(20)} == {"changed"}
 
-        with urllib.request.urlopen(base + "/metrics") as response:
-            exposition = response.read().decode()
+        exposition = metrics(base)
         counted = [
             line
             for line in exposition.splitlines()
@@ -84,6 +96,10 @@ def test_two_workers_share_the_port_and_the_store(tmp_path: Path) -> None:
         ]
         # The metrics of both workers, added up.
         assert sum(float(line.rsplit(" ", 1)[1]) for line in counted) == 41
+        # Process metrics of each worker, one series per process; one build line.
+        assert len(worker_memory(exposition)) == 2
+        build = [line for line in exposition.splitlines() if line.startswith("weaver_build_info")]
+        assert len(build) == 1 and build[0].endswith(" 1.0"), build
     finally:
         server.terminate()
         _, errors = server.communicate(timeout=20)

@@ -22,11 +22,8 @@ from aiohttp import web
 from weaver import __version__
 from weaver.auth import mint_token
 from weaver.bootstrap import ConfigurationError, build_host
-from weaver.observability import (
-    prepare_multiprocess_metrics,
-    setup_error_tracking,
-    setup_logging,
-)
+from weaver.logs import setup_logging
+from weaver.observability import prepare_multiprocess_metrics, setup_error_tracking
 from weaver.plugins import ENTRY_POINT_GROUP
 from weaver.settings import SEED_MODE_FLAGS, Settings, SettingsError
 from weaver.types import Role

@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     )
 
     sentry_dsn: str = ""
+    # One INFO line per request (method, route, status, duration, request id, tenant).
+    access_log: bool = Field(True, validation_alias="WEAVER_ACCESS_LOG")
 
     data_dir: Path = Field(Path("var"), validation_alias="WEAVER_DATA_DIR")
     sqlite_root: Path | None = Field(None, validation_alias="WEAVER_SQLITE_ROOT")
