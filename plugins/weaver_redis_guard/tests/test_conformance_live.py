@@ -36,6 +36,8 @@ def redis_settings(tmp_path: Path, url: str, **overrides: str) -> Settings:
 
 
 class TestRedisGuard(GuardContract):
+    plugin = PLUGIN_NAME
+
     @pytest.fixture
     def guard_overrides(self, redis_url: str) -> dict[str, str]:
         return {"WEAVER_REQUEST_GUARD_REDIS_MODE": "true", "REDIS_URL": redis_url}
