@@ -27,6 +27,8 @@ $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	  || { echo "Weaver needs Python 3.11 or newer: make run PYTHON=python3.12" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
+	@# A current pip installs the dependencies faster than the one venv bundles.
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 
 $(CORE_STAMP): pyproject.toml | $(BIN)/python
 	$(PIP) -e .
