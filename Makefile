@@ -24,7 +24,7 @@ run: $(CORE_STAMP)
 	$(BIN)/weaver serve --host $(HOST) --port $(PORT) --demo
 
 $(BIN)/python:
-	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	  || { echo "Weaver needs Python 3.11 or newer: make run PYTHON=python3.12" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	@# A current pip installs the dependencies faster than the one venv bundles.

@@ -157,3 +157,9 @@ async def test_an_uninstalled_plugin_says_how_to_install_it(
     await cli._plugins(enabled, check=False, discovered=without_redis_guard)
     row = next(r for r in capsys.readouterr().out.splitlines() if r.startswith("redis_guard"))
     assert " down " in row and "pip install -e plugins/weaver_redis_guard" in row
+
+
+def test_reload_and_workers_do_not_mix() -> None:
+    result = weaver("serve", "--reload", "--workers", "2")
+    assert result.returncode == 2
+    assert "--reload runs one worker" in result.stderr

@@ -34,7 +34,10 @@ ROLES: tuple[str, ...] = get_args(Role)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve" and args.reload and args.workers > 1:
+        parser.error("--reload runs one worker; leave out --workers")
     try:
         settings = Settings.load()
     except SettingsError as error:
