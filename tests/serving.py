@@ -41,7 +41,9 @@ def production_environment(data_dir: Path, **overrides: str) -> dict[str, str]:
     )
 
 
-def wait_until_live(url: str, server: subprocess.Popen[bytes], seconds: float = 30) -> None:
+def wait_until_live(
+    url: str, server: subprocess.Popen[bytes] | Serving, seconds: float = 30
+) -> None:
     deadline = time.monotonic() + seconds
     while True:
         try:
@@ -53,22 +55,30 @@ def wait_until_live(url: str, server: subprocess.Popen[bytes], seconds: float = 
             time.sleep(0.1)
 
 
-def start_serving(port: int, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    """``weaver serve`` on ``port``, its log on a pipe; the caller stops it with `stop`."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "weaver", "serve", "--port", str(port), *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+class Serving:
+    """``weaver serve`` on ``port``, its output in a file (never an unread pipe, which the
+    access log would fill until the gateway stalls)."""
 
+    def __init__(self, port: int, env: dict[str, str], log: Path, *args: str) -> None:
+        self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "weaver", "serve", "--port", str(port), *args],
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
 
-def stop(server: subprocess.Popen[bytes]) -> tuple[str, str]:
-    """Stop the way Ctrl+C or a container runtime does; its output, decoded."""
-    server.send_signal(signal.SIGTERM)
-    try:
-        out, err = server.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        out, err = server.communicate()
-    return out.decode(errors="replace"), err.decode(errors="replace")
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def stop(self) -> str:
+        """Stop the way Ctrl+C or a container runtime does; what it wrote."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        return self.log.read_text(errors="replace")

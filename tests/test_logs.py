@@ -11,11 +11,10 @@ import pytest
 
 from tests.serving import (
     STRONG_SECRET,
+    Serving,
     clean_environment,
     free_port,
     production_environment,
-    start_serving,
-    stop,
     wait_until_live,
 )
 from weaver.auth import mint_token
@@ -42,14 +41,14 @@ def get(base: str, path: str, headers: dict[str, str]) -> int:
 def serve_and_log(env: dict[str, str], calls: list[tuple[str, dict[str, str]]]) -> str:
     """Serve, make ``calls`` (path, headers), stop; what the gateway logged."""
     port = free_port()
-    server = start_serving(port, env)
+    server = Serving(port, env, Path(env["WEAVER_DATA_DIR"]) / "weaver.log")
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_live(base + "/health/live", server)
         for path, headers in calls:
             get(base, path, headers)
     finally:
-        _, log = stop(server)
+        log = server.stop()
     return log
 
 

@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tests.serving import clean_environment, free_port, start_serving, stop
+from tests.serving import Serving, clean_environment, free_port
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 PARENT_SPAN_ID = "b7ad6b7169203331"
@@ -103,7 +103,7 @@ async def test_the_server_span_continues_the_callers_trace(
         OTEL_BSP_SCHEDULE_DELAY="100",
     )
     port = free_port()
-    server = start_serving(port, env)
+    server = Serving(port, env, tmp_path / "weaver.log")
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
@@ -117,7 +117,7 @@ async def test_the_server_span_continues_the_callers_trace(
                 assert answer.status == 401
             span = await receiving.span_named("GET /api/datasources")
     finally:
-        _, log = stop(server)
+        log = server.stop()
 
     assert span.kind == Span.SPAN_KIND_SERVER
     assert span.trace_id.hex() == TRACE_ID

@@ -6,13 +6,12 @@ import os
 import re
 import subprocess
 import sys
-import time
-import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.serving import free_port
+from tests.serving import free_port, wait_until_live
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -24,7 +23,7 @@ def tour_script() -> str:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> tuple[Path, int]:
+def served(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     # The tour calls `.venv/bin/weaver`; in the test that is this interpreter's weaver.
     launcher = tmp_path / ".venv" / "bin" / "weaver"
     launcher.parent.mkdir(parents=True)
@@ -32,23 +31,17 @@ def served(tmp_path: Path) -> tuple[Path, int]:
     launcher.chmod(0o755)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEAVER_", "JWT_"))}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "weaver", "serve", "--demo", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    # A file, not a pipe: nobody reads the log (a line per request) while the tour runs.
+    with (tmp_path / "weaver.log").open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "weaver", "serve", "--demo", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live"):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("weaver serve --demo did not come up") from None
-                time.sleep(0.1)
+        wait_until_live(f"http://127.0.0.1:{port}/health/live", server)
         yield tmp_path, port
     finally:
         server.terminate()

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.serving import free_port, wait_until_live
+from tests.serving import Serving, free_port, wait_until_live
 from weaver.auth import mint_token
 from weaver.settings import Settings
 
@@ -35,7 +33,7 @@ def worker_memory(exposition: str) -> dict[str, float]:
     return found
 
 
-def wait_for_workers(base: str, count: int, server: subprocess.Popen[bytes]) -> None:
+def wait_for_workers(base: str, count: int, server: Serving) -> None:
     """Until every worker serves: each reports its process metrics once it has started."""
     deadline = time.monotonic() + 60
     while len(worker_memory(metrics(base))) < count:
@@ -62,12 +60,7 @@ def test_two_workers_share_the_port_and_the_store(tmp_path: Path) -> None:
     sqlite_root = tmp_path / "data" / "sqlite"
     sqlite_root.mkdir(parents=True)
     sqlite3.connect(sqlite_root / "shop.db").close()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "weaver", "serve", "--workers", "2", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    server = Serving(port, env, tmp_path / "weaver.log", "--workers", "2")
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_live(base + "/health/live", server)
@@ -101,6 +94,5 @@ def test_two_workers_share_the_port_and_the_store(tmp_path: Path) -> None:
         build = [line for line in exposition.splitlines() if line.startswith("weaver_build_info")]
         assert len(build) == 1 and build[0].endswith(" 1.0"), build
     finally:
-        server.terminate()
-        _, errors = server.communicate(timeout=20)
-    assert server.returncode == 0, errors.decode()
+        log = server.stop()
+    assert server.process.returncode == 0, log

@@ -191,13 +191,17 @@ def _url(host: str, port: int) -> str:
 
 
 def _announce(settings: Settings, host: str, port: int, demo: bool) -> None:
-    """What a person starting the gateway needs: where it is, a token, how to stop it."""
+    """What a person starting the gateway needs: where it is, a token, how to stop it.
+
+    Not in production, where the output is JSON lines for a collector and the workers'
+    "serving on" line says where it is."""
     lines = [f"weaver {__version__} serving at {_url(host, port)}  (Ctrl+C stops it)"]
     if demo:
         from weaver.demo import prepare_demo
 
         lines += asyncio.run(prepare_demo(settings))
-    print("\n".join(lines), flush=True)
+    if not settings.is_production:
+        print("\n".join(lines), flush=True)
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int, demo: bool) -> int:
