@@ -1,29 +1,46 @@
 # The README's two commands are `make run` and `make test`.
+# Any Python 3.11 or newer will do: `make run PYTHON=python3.12`.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 PLUGINS := plugins/weaver_mindsdb plugins/weaver_neo4j plugins/weaver_pg plugins/weaver_redis_guard
+EXAMPLES := examples/weaver_pg_guard
 HOST ?= 127.0.0.1
 PORT ?= 8000
 LOOPS ?= 2
+# Installs happen when a pyproject.toml changed since the last one, not on every command;
+# setuptools' notice about editable installs says nothing a user of this checkout needs.
+PIP := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet \
+       --disable-pip-version-check
+CORE_STAMP := $(VENV)/.installed-core
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: run install install-core test test-core lint bench services-up services-down \
         services-status integration-external-exit-gate clean
 
 # Serve on the embedded defaults: nothing to install but the package itself.
-run: install-core
+run: $(CORE_STAMP)
 	$(BIN)/weaver serve --host $(HOST) --port $(PORT) --demo
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	  || { echo "Weaver needs Python 3.11 or newer: make run PYTHON=python3.12" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	@# A current pip installs the dependencies faster than the one venv bundles.
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 
-install-core: $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(CORE_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) -e .
+	touch $@
 
-install: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]' $(addprefix -e ,$(PLUGINS))
+$(DEV_STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS) $(EXAMPLES)) | $(BIN)/python
+	$(PIP) -e '.[dev]' $(addprefix -e ,$(PLUGINS) $(EXAMPLES))
+	touch $@ $(CORE_STAMP)
+
+install-core: $(CORE_STAMP)
+
+install: $(DEV_STAMP)
 
 # Everything: real services up, then every suite, live ones included.
 test: install
@@ -38,7 +55,8 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	for plugin in $(PLUGINS); do (cd $$plugin && $(CURDIR)/$(BIN)/mypy) || exit 1; done
+	for plugin in $(PLUGINS) $(EXAMPLES); do (cd $$plugin && $(CURDIR)/$(BIN)/mypy) || exit 1; done
+	$(BIN)/hadolint Dockerfile
 
 bench: install
 	scripts/services.sh up

@@ -119,7 +119,9 @@ async def wait_until_up(url: str) -> None:
 
 @contextmanager
 def process(args: list[str], env: dict[str, str]) -> Iterator[None]:
-    child = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Never a pipe nobody reads: the access log (a line per request) would fill it and
+    # stall the gateway mid-run.
+    child = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
     finally:

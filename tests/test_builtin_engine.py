@@ -90,6 +90,8 @@ async def host(tmp_path: Path, sqlite_root: Path) -> AsyncIterator[Host]:
 
 
 class TestEmbeddedEngine(EngineContract):
+    plugin = "embedded_engine"
+
     @pytest.fixture
     def sample_datasource(self, host: Host, sqlite_root: Path) -> SampleFactory:
         async def create(name: str) -> Datasource:

@@ -17,6 +17,8 @@ from weaver.types import Principal
 
 
 class TestEmbeddedGuard(GuardContract):
+    plugin = "embedded_guard"
+
     @pytest.fixture
     async def host(self, guard_settings: Settings) -> AsyncIterator[Host]:
         async with running_host(guard_settings) as host:

@@ -32,6 +32,8 @@ from weaver.types import Column, Page, SchemaGraph, Table
 
 
 class TestEmbeddedStore(StoreContract):
+    plugin = "embedded_store"
+
     @pytest.fixture
     async def host(self, tmp_path: Path) -> AsyncIterator[Host]:
         async with running_host(make_settings(tmp_path)) as host:

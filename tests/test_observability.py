@@ -12,7 +12,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from weaver.observability import JsonFormatter
+from weaver import __version__
+from weaver.logs import JsonFormatter
 
 _EXPORTER = InMemorySpanExporter()
 
@@ -79,3 +80,51 @@ def test_sentry_without_the_sdk_only_warns(caplog: pytest.LogCaptureFixture) -> 
     else:
         pytest.skip("sentry-sdk is installed here")
     assert setup_error_tracking(Settings.from_env_names({})) is False
+
+
+INCOMING_TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
+INCOMING_SPAN_ID = 0x00F067AA0BA902B7
+
+
+async def test_incoming_traceparent_is_the_server_spans_parent(
+    spans: InMemorySpanExporter, client: Any, auth: Any
+) -> None:
+    headers = {
+        **auth(),
+        "traceparent": f"00-{INCOMING_TRACE_ID:032x}-{INCOMING_SPAN_ID:016x}-01",
+        "User-Agent": "tour/1.0",
+    }
+    response = await client.get("/api/datasources/missing", headers=headers)
+    (server,) = [s for s in spans.get_finished_spans() if s.kind == trace.SpanKind.SERVER]
+    assert server.context.trace_id == INCOMING_TRACE_ID
+    assert server.parent is not None and server.parent.is_remote
+    assert server.parent.span_id == INCOMING_SPAN_ID
+    assert server.attributes is not None
+    # OpenTelemetry's HTTP server conventions, and the id the caller was answered with.
+    assert server.attributes["url.path"] == "/api/datasources/missing"
+    assert server.attributes["client.address"] == "127.0.0.1"
+    assert server.attributes["user_agent.original"] == "tour/1.0"
+    assert server.attributes["weaver.request_id"] == response.headers["X-Request-Id"]
+
+
+async def test_without_traceparent_a_trace_starts_here(
+    spans: InMemorySpanExporter, client: Any
+) -> None:
+    await client.get("/health/live")
+    (server,) = [s for s in spans.get_finished_spans() if s.kind == trace.SpanKind.SERVER]
+    assert server.parent is None
+
+
+async def test_metrics_have_status_process_and_build_info(client: Any, auth: Any) -> None:
+    await client.get("/api/datasources/missing", headers=auth())
+    exposition = await (await client.get("/metrics")).text()
+    assert (
+        'weaver_http_request_duration_seconds_count{method="GET",'
+        'route="/api/datasources/{name}",status="404"} 1.0'
+    ) in exposition
+    for name in ("process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds"):
+        assert f"\n{name} " in exposition
+    (build,) = [line for line in exposition.splitlines() if line.startswith("weaver_build_info{")]
+    assert 'plugins="embedded_engine,embedded_guard,embedded_store"' in build
+    assert f'version="{__version__}"' in build and 'python="3.' in build
+    assert build.endswith(" 1.0")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.serving import Serving, wait_until_live
 from weaver.auth import mint_token
 from weaver.settings import Settings
 from weaver.testing import free_port
@@ -19,16 +18,28 @@ from weaver.testing import free_port
 JWT_SECRET = "serve-test-secret-0123456789abcdef0123"
 
 
-def wait_until_live(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(url):
-                return
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("weaver serve did not come up") from None
-            time.sleep(0.1)
+def metrics(base: str) -> str:
+    with urllib.request.urlopen(base + "/metrics") as response:
+        return str(response.read().decode())
+
+
+def worker_memory(exposition: str) -> dict[str, float]:
+    """``process_resident_memory_bytes`` by worker process id."""
+    found = {}
+    for line in exposition.splitlines():
+        if line.startswith("process_resident_memory_bytes{"):
+            labels, value = line.rsplit(" ", 1)
+            pid = labels.split('pid="', 1)[1].split('"', 1)[0]
+            found[pid] = float(value)
+    return found
+
+
+def wait_for_workers(base: str, count: int, server: Serving) -> None:
+    """Until every worker serves: each reports its process metrics once it has started."""
+    deadline = time.monotonic() + 60
+    while len(worker_memory(metrics(base))) < count:
+        assert server.poll() is None and time.monotonic() < deadline, "workers did not start"
+        time.sleep(0.2)
 
 
 def call(method: str, url: str, token: str, body: dict[str, object] | None = None) -> Any:
@@ -50,15 +61,11 @@ def test_two_workers_share_the_port_and_the_store(tmp_path: Path) -> None:
     sqlite_root = tmp_path / "data" / "sqlite"
     sqlite_root.mkdir(parents=True)
     sqlite3.connect(sqlite_root / "shop.db").close()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "weaver", "serve", "--workers", "2", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    server = Serving(port, env, tmp_path / "weaver.log", "--workers", "2")
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_live(base + "/health/live", server)
+        wait_for_workers(base, 2, server)
         token = mint_token(
             Settings.from_env_names({"JWT_SECRET_KEY": JWT_SECRET}),
             tenant_id="acme",
@@ -74,8 +81,7 @@ def test_two_workers_share_the_port_and_the_store(tmp_path: Path) -> None:
         call("PATCH", shop, token, {"description": "changed"})
         assert {call("GET", shop, token)["description"] for _ in range(20)} == {"changed"}
 
-        with urllib.request.urlopen(base + "/metrics") as response:
-            exposition = response.read().decode()
+        exposition = metrics(base)
         counted = [
             line
             for line in exposition.splitlines()
@@ -84,7 +90,10 @@ def test_two_workers_share_the_port_and_the_store(tmp_path: Path) -> None:
         ]
         # The metrics of both workers, added up.
         assert sum(float(line.rsplit(" ", 1)[1]) for line in counted) == 41
+        # Process metrics of each worker, one series per process; one build line.
+        assert len(worker_memory(exposition)) == 2
+        build = [line for line in exposition.splitlines() if line.startswith("weaver_build_info")]
+        assert len(build) == 1 and build[0].endswith(" 1.0"), build
     finally:
-        server.terminate()
-        _, errors = server.communicate(timeout=20)
-    assert server.returncode == 0, errors.decode()
+        log = server.stop()
+    assert server.process.returncode == 0, log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
 from importlib.metadata import EntryPoint
 
@@ -42,11 +43,16 @@ def create_app(
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[HOST] = host
-    app[METRICS] = Metrics()
+    app[METRICS] = metrics = Metrics()
+    metrics.record_build(
+        name for name, info in host.plugins.items() if info.load_status == "loaded"
+    )
     app[ROUTES] = table
     app[OPENAPI_DOCUMENT] = dumps(build_document(table))
     table.install(app, PRINCIPAL, check_responses=settings.app_env == "test")
     app.cleanup_ctx.append(_plugin_lifecycle)
+    if metrics.process is not None:
+        app.cleanup_ctx.append(_process_metrics)
     return app
 
 
@@ -55,3 +61,11 @@ async def _plugin_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await host.startup()
     yield
     await host.shutdown()
+
+
+async def _process_metrics(app: web.Application) -> AsyncIterator[None]:
+    process = app[METRICS].process
+    assert process is not None
+    refreshing = asyncio.create_task(process.refresh_periodically())
+    yield
+    refreshing.cancel()

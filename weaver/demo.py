@@ -74,7 +74,7 @@ def write_demo_database(path: Path) -> None:
     partial.replace(path)
 
 
-async def prepare_demo(settings: Settings) -> str:
+async def prepare_demo(settings: Settings) -> list[str]:
     """Create the demo file and datasource if missing; returns how to use them."""
     path = settings.sqlite_root_path / DEMO_FILE
     if not path.exists():
@@ -96,7 +96,8 @@ async def prepare_demo(settings: Settings) -> str:
     token = mint_token(
         settings, tenant_id=DEMO_TENANT, subject="demo", roles=["editor"], ttl_seconds=86400
     )
-    return (
-        f"demo: datasource '{DEMO_DATASOURCE}' of tenant '{DEMO_TENANT}' is ready.\n"
-        f"demo: export TOKEN={token}"
-    )
+    return [
+        f"datasource '{DEMO_DATASOURCE}' of tenant '{DEMO_TENANT}' is ready; "
+        "a token for it (role editor, 24 h):",
+        f"  export TOKEN={token}",
+    ]

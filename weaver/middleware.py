@@ -10,17 +10,19 @@ import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from weaver import errors
 from weaver.auth import TokenVerifier
 from weaver.keys import HOST, METRICS, PRINCIPAL, REQUEST_ID, SETTINGS
+from weaver.logs import ACCESS_LOGGER, RequestLogContext, current_request
 from weaver.ratelimit import IDEMPOTENT_METHODS
 from weaver.responses import problem_response
 from weaver.types import GuardDecision, GuardRequest, Principal, StoredResponse
 
 log = logging.getLogger("weaver.http")
+access_log = logging.getLogger(ACCESS_LOGGER)
 tracer = trace.get_tracer("weaver.http")
 
 _SANE_TOKEN = re.compile(r"^[!-~]{1,128}$")
@@ -64,14 +66,28 @@ def route_template(request: web.Request) -> str:
 
 @web.middleware
 async def trace_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The server span; installed only when spans are exported (see `setup_tracing`)."""
+    """The server span, a child of the caller's (W3C ``traceparent``) when it sent one;
+    installed only when spans are exported (see `setup_tracing`)."""
     route = route_template(request)
+    attributes = {
+        "http.request.method": request.method,
+        "http.route": route,
+        "url.path": request.path,
+        "url.scheme": request.scheme,
+    }
+    if request.remote:
+        attributes["client.address"] = request.remote
+    user_agent = request.headers.get("User-Agent")
+    if user_agent:
+        attributes["user_agent.original"] = user_agent
     with tracer.start_as_current_span(
         f"{request.method} {route}",
+        context=propagate.extract(request.headers),
         kind=SpanKind.SERVER,
-        attributes={"http.request.method": request.method, "http.route": route},
+        attributes=attributes,
     ) as span:
         response = await handler(request)
+        span.set_attribute("weaver.request_id", request[REQUEST_ID])
         principal: Principal | None = request.get(PRINCIPAL)
         if principal is not None:
             span.set_attribute("weaver.tenant_id", principal.tenant_id)
@@ -87,38 +103,49 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-Id", "")
     request_id = incoming if _SANE_TOKEN.match(incoming) else new_request_id()
     request[REQUEST_ID] = request_id
+    # Every log line written while this request is served names it (see `weaver.logs`).
+    logged_as = current_request.set(
+        RequestLogContext(request_id, request.headers.get("traceparent"))
+    )
     route = route_template(request)
     started = time.perf_counter()
     try:
-        response = await handler(request)
-    except errors.Problem as problem:
-        response = problem_response(problem, request_id)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        response = problem_response(_as_problem(exc), request_id)
-    except Exception:
-        log.exception("unhandled error", extra={"request_id": request_id, "route": route})
-        response = problem_response(
-            errors.Problem("an unexpected error occurred; quote the request id"), request_id
-        )
-    response.headers["X-Request-Id"] = request_id
-    elapsed = time.perf_counter() - started
-    request.app[METRICS].observe_request(route, request.method, response.status, elapsed)
-    if log.isEnabledFor(logging.DEBUG):
-        log.debug(
-            "%s %s %s",
-            request.method,
-            request.path,
-            response.status,
-            extra={
-                "request_id": request_id,
-                "route": route,
-                "status": response.status,
-                "duration_ms": round(elapsed * 1000, 2),
-            },
-        )
-    return response
+        try:
+            response = await handler(request)
+        except errors.Problem as problem:
+            response = problem_response(problem, request_id)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = problem_response(_as_problem(exc), request_id)
+        except Exception:
+            log.exception("unhandled error", extra={"route": route})
+            response = problem_response(
+                errors.Problem("an unexpected error occurred; quote the request id"), request_id
+            )
+        response.headers["X-Request-Id"] = request_id
+        elapsed = time.perf_counter() - started
+        request.app[METRICS].observe_request(route, request.method, response.status, elapsed)
+        if request.app[SETTINGS].access_log and access_log.isEnabledFor(logging.INFO):
+            principal: Principal | None = request.get(PRINCIPAL)
+            duration_ms = round(elapsed * 1000, 2)
+            access_log.info(
+                "%s %s %s %.2fms",
+                request.method,
+                route,
+                response.status,
+                duration_ms,
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "status": response.status,
+                    "duration_ms": duration_ms,
+                    "tenant_id": principal.tenant_id if principal is not None else None,
+                },
+            )
+        return response
+    finally:
+        current_request.reset(logged_as)
 
 
 @web.middleware

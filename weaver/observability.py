@@ -1,13 +1,12 @@
-"""Metrics, tracing and logs."""
+"""Metrics, tracing and error reporting (log lines are `weaver.logs`)."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import os
-import sys
-from collections.abc import Mapping
-from datetime import UTC, datetime
+import platform
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
     multiprocess,
 )
@@ -41,6 +41,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.requests = Counter(
             "weaver_http_requests_total",
             "HTTP requests by route template, method and status.",
@@ -49,8 +50,8 @@ class Metrics:
         )
         self.request_latency = Histogram(
             "weaver_http_request_duration_seconds",
-            "HTTP request latency by route template and method.",
-            ["route", "method"],
+            "HTTP request latency by route template, method and status.",
+            ["route", "method", "status"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -93,6 +94,16 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        self.build_info = Gauge(
+            "weaver_build_info",
+            "Always 1; the labels say which version runs, on which Python, with which plugins.",
+            ["version", "python", "plugins"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.process = WorkerProcessMetrics(self.registry) if self.multiprocess else None
+        if self.process is None:
+            ProcessCollector(registry=self.registry)
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._query_children: dict[tuple[str, str], Any] = {}
 
@@ -104,7 +115,7 @@ class Metrics:
         if children is None:
             children = self._request_children[key] = (
                 self.requests.labels(route, method, str(status)),
-                self.request_latency.labels(route, method),
+                self.request_latency.labels(route, method, str(status)),
             )
         children[0].inc()
         children[1].observe(seconds)
@@ -116,12 +127,51 @@ class Metrics:
             child = self._query_children[key] = self.query_latency.labels(engine, outcome)
         child.observe(seconds)
 
+    def record_build(self, loaded_plugins: Iterable[str]) -> None:
+        self.build_info.labels(
+            __version__, platform.python_version(), ",".join(sorted(loaded_plugins))
+        ).set(1)
+
     def exposition(self) -> tuple[bytes, str]:
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if self.process is not None:
+            self.process.refresh()
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class WorkerProcessMetrics:
+    """``process_*`` metrics of every worker under ``weaver serve --workers N``.
+
+    prometheus-client aggregates only its own metric files across processes, not
+    collectors such as `ProcessCollector`, so each worker copies what that collector reads
+    for it into gauges of the same names, one series per worker (``pid`` label). Workers
+    refresh them every `REFRESH_SECONDS` and the one answering a scrape just before.
+    """
+
+    REFRESH_SECONDS = 10.0
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._source = ProcessCollector(registry=None)
+        # Named after the samples: the CPU counter's sample keeps its `_total`.
+        self._gauges = {
+            sample.name: Gauge(
+                sample.name, family.documentation, registry=registry, multiprocess_mode="liveall"
+            )
+            for family in self._source.collect()
+            for sample in family.samples
+        }
+
+    def refresh(self) -> None:
+        for family in self._source.collect():
+            for sample in family.samples:
+                self._gauges[sample.name].set(sample.value)
+
+    async def refresh_periodically(self) -> None:
+        while True:
+            self.refresh()
+            await asyncio.sleep(self.REFRESH_SECONDS)
 
 
 def prepare_multiprocess_metrics(directory: Path) -> None:
@@ -183,33 +233,3 @@ def setup_error_tracking(settings: Settings) -> bool:
         max_request_body_size="never",
     )
     return True
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log collectors (Loki, ELK)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for extra in ("request_id", "tenant_id", "route", "status", "duration_ms"):
-            value = getattr(record, extra, None)
-            if value is not None:
-                entry[extra] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
-def setup_logging(level: str, *, json_lines: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if json_lines:
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())

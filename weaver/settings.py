@@ -8,12 +8,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "weaver-dev-secret-change-me"
 DEFAULT_NEO4J_PASSWORDS = frozenset({"", "neo4j", "password", "weaver_dev_password"})
 MIN_SECRET_BYTES = 32
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Settings whose values never appear in an error message, whatever is wrong with them.
+_SECRET_NAME = re.compile(r"secret|password|key|dsn|token", re.IGNORECASE)
 
 # The mode flags of the deployment document, by the entry-point name they enable.
 SEED_MODE_FLAGS: dict[str, str] = {
@@ -45,7 +48,7 @@ class RateLimit:
     def parse(cls, text: str) -> RateLimit:
         match = cls._PATTERN.match(text)
         if not match or int(match[1]) < 1 or int(match[2]) < 1:
-            raise ValueError(f"rate limit must look like 600/60s, got {text!r}")
+            raise ValueError("expected <requests>/<seconds>s, such as 600/60s")
         return cls(int(match[1]), int(match[2]))
 
     def __str__(self) -> str:
@@ -115,6 +118,8 @@ class Settings(BaseSettings):
     )
 
     sentry_dsn: str = ""
+    # One INFO line per request (method, route, status, duration, request id, tenant).
+    access_log: bool = Field(True, validation_alias="WEAVER_ACCESS_LOG")
 
     data_dir: Path = Field(Path("var"), validation_alias="WEAVER_DATA_DIR")
     sqlite_root: Path | None = Field(None, validation_alias="WEAVER_SQLITE_ROOT")
@@ -167,6 +172,22 @@ class Settings(BaseSettings):
         RateLimit.parse(value)
         return value
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+        return value
+
+    @classmethod
+    def env_name(cls, field_name: str) -> str:
+        """The environment variable a field is read from (its first alias)."""
+        info = cls.model_fields.get(field_name)
+        alias = info.validation_alias if info is not None else None
+        if isinstance(alias, AliasChoices):
+            alias = alias.choices[0]
+        return str(alias or field_name).upper()
+
     @classmethod
     def from_env_names(cls, values: Mapping[str, Any]) -> Settings:
         """Settings from a mapping keyed like the environment (``APP_ENV=...``)."""
@@ -180,6 +201,14 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
         return cls.model_validate({by_env_name[k.upper()]: v for k, v in values.items()})
+
+    @classmethod
+    def load(cls) -> Settings:
+        """Settings from the environment; `SettingsError` names every bad variable."""
+        try:
+            return cls()
+        except ValidationError as error:
+            raise SettingsError(describe_invalid(error)) from None
 
     @cached_property
     def rate_limit(self) -> RateLimit:
@@ -218,3 +247,40 @@ class Settings(BaseSettings):
         if neo4j_enabled and self.neo4j_password in DEFAULT_NEO4J_PASSWORDS:
             problems.append("NEO4J_PASSWORD is empty or a well-known default")
         return problems
+
+
+class SettingsError(ValueError):
+    """The environment holds settings that do not validate; one line per variable."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def describe_invalid(error: ValidationError) -> list[str]:
+    """One line per bad setting: the variable, its value (never a secret's) and what is
+    expected, instead of pydantic's multi-line report with a link per error."""
+    lines = []
+    for problem in error.errors(include_url=False):
+        location = problem["loc"][0] if problem["loc"] else ""
+        field = next(
+            (f for f in Settings.model_fields if location in (f, Settings.env_name(f))), None
+        )
+        name = Settings.env_name(field) if field else str(location).upper()
+        value = problem.get("input")
+        expected = str(problem["msg"]).removeprefix("Value error, ")
+        expected = expected[:1].lower() + expected[1:]
+        if _is_secret(name, value):
+            shown = "(hidden)"
+            if str(value):
+                expected = expected.replace(str(value), "***")
+        else:
+            shown = repr(value)
+        lines.append(f"{name}={shown} is invalid: {expected}")
+    return lines
+
+
+def _is_secret(name: str, value: object) -> bool:
+    # A URL with a user part (redis://:pw@host) carries a password whatever its name.
+    text = str(value)
+    return bool(_SECRET_NAME.search(name)) or ("://" in text and "@" in text)

@@ -16,6 +16,8 @@ backend. Subclass `EngineContract` and provide:
 ::
 
     class TestMyEngine(EngineContract):
+        plugin = "myengine"  # its entry-point name: the one that must answer
+
         @pytest.fixture
         def sample_schema(self) -> str:
             return "public"
@@ -33,6 +35,7 @@ from sqlglot import exp, parse_one
 
 from weaver.errors import EngineTimeout, QueryFailed
 from weaver.host import Host
+from weaver.testing.harness import PluginContract
 from weaver.types import ColumnRef, Datasource, PreparedQuery, Principal, QueryResult, Table
 from weaver.workflows import query as query_workflow
 
@@ -159,8 +162,10 @@ def _table(tables: Sequence[Table], schema: str, name: str) -> Table:
     return found[0]
 
 
-class EngineContract:
+class EngineContract(PluginContract):
     """Contract tests every query engine must pass; see the module docstring."""
+
+    contract_hooks = ("execute_query", "introspect_datasource", "compute_statistics")
 
     @pytest.fixture
     def sample_schema(self) -> str:

@@ -1,10 +1,14 @@
 """Contract tests for the registry and metadata hooks.
 
-Subclass `StoreContract` and provide a ``host`` fixture: a started `weaver.host.Host` with
-your plugin enabled. The tests go through the host facade only, so a plugin that owns
-some of the hooks (snapshots, say) is tested together with whatever owns the rest::
+Subclass `StoreContract`, name your plugin in ``plugin`` and provide a ``host`` fixture:
+a started `weaver.host.Host` with your plugin enabled. The tests go through the host
+facade only, so a plugin that owns some of the hooks (snapshots, say) is tested together
+with whatever owns the rest; it lists the hooks it owns in ``plugin_hooks``::
 
     class TestMyStore(StoreContract):
+        plugin = "mystore"
+        plugin_hooks = ("save_snapshot", "list_snapshots", "get_snapshot")
+
         @pytest.fixture
         async def host(self, tmp_path):
             async with running_host(make_settings(tmp_path, WEAVER_MYSTORE_MODE="true")) as host:
@@ -25,6 +29,7 @@ import pytest
 
 from weaver.errors import Conflict, NotFound
 from weaver.host import Host
+from weaver.testing.harness import PluginContract
 from weaver.types import (
     Column,
     ColumnRef,
@@ -150,8 +155,28 @@ def search_key(hit: SearchHit) -> str:
     return key if hit.column is None else f"{key}.{hit.column}"
 
 
-class StoreContract:
+class StoreContract(PluginContract):
     """Conformance tests for the datasource registry and the metadata catalog."""
+
+    contract_hooks = (
+        "save_datasource",
+        "get_datasource",
+        "list_datasources",
+        "all_datasources",
+        "delete_datasource",
+        "store_metadata",
+        "load_metadata",
+        "search_metadata",
+        "save_snapshot",
+        "list_snapshots",
+        "get_snapshot",
+        "save_glossary_term",
+        "get_glossary_term",
+        "list_glossary_terms",
+        "delete_glossary_term",
+        "save_statistics",
+        "load_statistics",
+    )
 
     @pytest.fixture
     def tenant_a(self) -> str:

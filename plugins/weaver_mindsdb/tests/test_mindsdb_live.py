@@ -498,6 +498,8 @@ async def test_reconciliation_does_not_undo_what_requests_did(
 
 
 class TestMindsDBEngineContract(EngineContract):
+    plugin = "mindsdb"
+
     @pytest.fixture
     async def sample_schema(self, live_env: LiveEnv, scratch_schema: Scratch) -> str:
         schema = await scratch_schema(live_env.crm_database)

@@ -33,6 +33,10 @@ pytestmark = [
 
 
 class TestNeo4jStore(StoreContract):
+    plugin = PLUGIN_NAME
+    # The schema graph and its search; the registry and the rest stay embedded.
+    plugin_hooks = ("store_metadata", "load_metadata", "search_metadata")
+
     @pytest.fixture
     async def host(
         self,

@@ -66,6 +66,9 @@ async def forget_tenants(dsn: str, *tenant_ids: str) -> None:
 
 
 class TestPgStore(StoreContract):
+    plugin = PLUGIN_NAME
+    plugin_hooks = tuple(PG_HOOKS)
+
     @pytest.fixture
     async def host(
         self, tmp_path: Path, dsn: str, tenant_a: str, tenant_b: str

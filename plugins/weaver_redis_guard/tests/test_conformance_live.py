@@ -42,6 +42,8 @@ def guard_of(host: Host) -> RedisGuard:
 
 
 class TestRedisGuard(GuardContract):
+    plugin = PLUGIN_NAME
+
     @pytest.fixture
     def guard_overrides(self, redis_url: str) -> dict[str, str]:
         return {"WEAVER_REQUEST_GUARD_REDIS_MODE": "true", "REDIS_URL": redis_url}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,11 @@ class MindsDBClient:
         password: str = "",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # For the log: where MindsDB was expected, without any credentials in the URL.
+        self.shown_url = str(URL(self.base_url).with_user(None))
         self.session = session
+        # An outage is logged once when it starts and once when it ends, not per request.
+        self._reachable = True
         self._user = user
         self._password = password
         self._token: str | None = None
@@ -125,10 +130,21 @@ class MindsDBClient:
                     body: object = await response.json(content_type=None)
                 except ValueError:
                     body = None
-                return response.status, body
         except (aiohttp.ClientError, OSError) as error:
             # Timeouts are the caller's (asyncio.timeout): they are not caught here.
+            if self._reachable:
+                self._reachable = False
+                log.warning(
+                    "MindsDB at %s is unreachable (%s); requests that need it fail until it "
+                    "answers again",
+                    self.shown_url,
+                    str(error) or type(error).__name__,
+                )
             raise MindsDBUnreachable(f"MindsDB is unreachable: {type(error).__name__}") from error
+        if not self._reachable:
+            self._reachable = True
+            log.info("MindsDB at %s answers again", self.shown_url)
+        return response.status, body
 
     async def _login(self, *, stale: str | None) -> None:
         async with self._login_lock:

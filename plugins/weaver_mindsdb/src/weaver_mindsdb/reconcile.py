@@ -112,7 +112,13 @@ async def reconcile_until_done(
         try:
             result = await attempt()
         except Exception as error:  # any failure is retried; the task must not die
-            log.info("MindsDB reconciliation postponed %.1fs: %s", delay, error)
+            # Said once; the retries are detail (the client logs an outage and its end).
+            log.log(
+                logging.INFO if delay == RETRY_FIRST_SECONDS else logging.DEBUG,
+                "MindsDB reconciliation postponed %.1fs: %s",
+                delay,
+                error,
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
             continue

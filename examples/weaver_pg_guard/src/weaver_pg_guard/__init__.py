@@ -1,0 +1,1 @@
+"""Weaver's request guard in PostgreSQL (entry point ``pg_guard``)."""
