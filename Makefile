@@ -4,6 +4,8 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 PLUGINS := plugins/weaver_mindsdb plugins/weaver_neo4j plugins/weaver_pg plugins/weaver_redis_guard
+# The dev services package behind scripts/services.sh (its own distribution).
+SERVICES_PKG := scripts
 HOST ?= 127.0.0.1
 PORT ?= 8000
 LOOPS ?= 2
@@ -23,7 +25,7 @@ install-core: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]' $(addprefix -e ,$(PLUGINS))
+	$(BIN)/pip install --quiet -e '.[dev]' $(addprefix -e ,$(PLUGINS) $(SERVICES_PKG))
 
 # Everything: real services up, then every suite, live ones included.
 test: install
@@ -38,7 +40,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	for plugin in $(PLUGINS); do (cd $$plugin && $(CURDIR)/$(BIN)/mypy) || exit 1; done
+	for plugin in $(PLUGINS) $(SERVICES_PKG); do (cd $$plugin && $(CURDIR)/$(BIN)/mypy) || exit 1; done
 
 bench: install
 	scripts/services.sh up
