@@ -97,6 +97,11 @@ def spawn(
         )
     _spawned[child.pid] = child
     pid_file.write_text(f"{child.pid}\n")
+    # /proc shows the new command line a moment after Popen returns; until then the pid
+    # would not match its pattern and would pass for a dead server.
+    deadline = time.monotonic() + 5
+    while not command_line(child.pid) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     return child.pid
 
 
@@ -141,12 +146,13 @@ async def stop_group(name: str, pid: int, grace: float) -> None:
     tree = descendants(pid)
     deadline = time.monotonic() + grace
     if _signal_group(pid, signal.SIGTERM):
+        killed = False
         while _signal_group(pid, 0):
-            if time.monotonic() > deadline:
+            if not killed and time.monotonic() > deadline:
                 log(f"{name}: still running after {grace:g}s, killing")
                 _signal_group(pid, signal.SIGKILL)
-                break
-            await asyncio.sleep(0.2)
+                killed = True
+            await asyncio.sleep(0.1)
     for straggler in tree:
         if process_alive(straggler):
             with contextlib.suppress(ProcessLookupError):
