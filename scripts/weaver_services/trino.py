@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -324,6 +325,7 @@ class Trino(Service):
             async def announced() -> bool:
                 return await self.worker_announced(session)
 
+            began = time.monotonic()
             await wait_until(
                 self.name,
                 announced,
@@ -332,10 +334,16 @@ class Trino(Service):
                 what=self.url,
                 alive=self._alive,
             )
+            listed = time.monotonic()
             try:
                 await self.query_ran_on_worker(session)
             except (TrinoError, aiohttp.ClientError) as error:
                 raise failure(self.name, self.daemons["worker"].log_file, str(error)) from None
+            # Where a slow start went: JVM and plugin loading, or the first query.
+            log(
+                f"trino: worker listed after {listed - began:.1f}s, "
+                f"probe query on it in {time.monotonic() - listed:.1f}s"
+            )
 
     async def stop(self) -> None:
         # The worker first: a coordinator gone first leaves it announcing to nobody.
