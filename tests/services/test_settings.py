@@ -191,8 +191,9 @@ def test_versions_are_pinned_once_and_the_other_files_agree() -> None:
 
 
 def test_trino_coordinator_schedules_nothing_and_keeps_catalogs_in_memory() -> None:
-    coordinator = trino.render_config_properties(trino.Node("coordinator", 18080), 18080)
-    worker = trino.render_config_properties(trino.Node("worker", 18081), 18080)
+    plugins = Path("/state/trino/plugin")
+    coordinator = trino.render_config_properties(trino.Node("coordinator", 18080), 18080, plugins)
+    worker = trino.render_config_properties(trino.Node("worker", 18081), 18080, plugins)
     assert "coordinator=true\n" in coordinator and "coordinator=false\n" in worker
     assert "node-scheduler.include-coordinator=false\n" in coordinator
     assert "catalog.store=memory\n" in coordinator
@@ -201,6 +202,7 @@ def test_trino_coordinator_schedules_nothing_and_keeps_catalogs_in_memory() -> N
     for config in (coordinator, worker):
         assert "discovery.uri=http://127.0.0.1:18080\n" in config
         assert "catalog.management=dynamic\n" in config
+        assert "plugin.dir=/state/trino/plugin\n" in config
 
 
 def test_trino_nodes_bind_loopback_with_their_own_id_and_data(tmp_path: Path) -> None:
