@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from weaver_services import SERVICES, MindsDB, Neo4j, Postgres, Redis, Service, Trino
+from weaver_services.cli import exclusive
 from weaver_services.layout import HOST, Layout
 from weaver_services.process import port_open
 
@@ -71,7 +72,8 @@ async def test_the_shared_service_is_up_and_up_reuses_it(cls: type[Service]) -> 
     status = await service.status()
     assert status.up, status.line()
     before = pids(service)
-    await service.up()
+    with exclusive(service.layout):  # as `services.sh up` would, beside other users
+        await service.up()
     assert pids(service) == before
     assert (await service.status()).up
 
