@@ -92,6 +92,8 @@ class MindsDB(Service):
     name = "mindsdb"
     default_timeout = 300
     cache_glob = "mindsdb-*-venv"
+    # The venv is rebuilt where it is (its path names only the version).
+    installs_in_place = True
 
     def __init__(self, layout: Layout, environ: Mapping[str, str]) -> None:
         super().__init__(layout, environ)

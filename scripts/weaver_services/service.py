@@ -116,6 +116,8 @@ class Service(ABC):
     default_timeout: ClassVar[float]
     # Prefix of the other versions' cache folders that `up` deletes once this one serves.
     cache_glob: ClassVar[str | None] = None
+    # The install replaces what the running server runs from: stop it first if it must go.
+    installs_in_place: ClassVar[bool] = False
 
     def __init__(self, layout: Layout, environ: Mapping[str, str]) -> None:
         self.layout = layout
@@ -185,6 +187,9 @@ class Service(ABC):
             self.key_file.write_text(f"{key}\n")
 
     async def up(self, attempts: int = 3) -> None:
+        if self.installs_in_place and self.needs_restart() and await self.running():
+            log(f"{self.name}: version or settings changed since it started, stopping it")
+            await self.down()
         await self.install()
         if await self.running():
             if not self.needs_restart():
