@@ -88,6 +88,23 @@ async def sql(
         return body
 
 
+async def answers(url: str, user: str = "", password: str = "") -> bool:
+    """``/api/status`` answers and ``SELECT 1`` comes back as a table (after login when
+    credentials are given): the SQL layer works, not only the web server. The first
+    statement of a fresh server takes seconds; a client's short timeout would miss it."""
+    timeout = aiohttp.ClientTimeout(total=60)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.get(f"{url}/api/status") as response:
+                if response.status != 200:
+                    return False
+            headers = await auth_headers(session, url, user, password)
+            answer = await sql(session, url, "SELECT 1 AS one", headers)
+            return answer.get("type") == "table"
+    except (aiohttp.ClientError, TimeoutError, ValueError, ServiceError):
+        return False
+
+
 class MindsDB(Service):
     name = "mindsdb"
     default_timeout = 300
@@ -177,20 +194,7 @@ class MindsDB(Service):
         )
 
     async def answers(self) -> bool:
-        """``/api/status`` answers and ``SELECT 1`` comes back as a table (after login when
-        auth is on): the SQL layer works, not only the web server."""
-        timeout = aiohttp.ClientTimeout(total=60)
-        try:
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                async with session.get(f"{self.url}/api/status") as response:
-                    if response.status != 200:
-                        return False
-                headers = await auth_headers(session, self.url, self.user, self.password)
-                return (await sql(session, self.url, "SELECT 1 AS one", headers)).get(
-                    "type"
-                ) == "table"
-        except (aiohttp.ClientError, TimeoutError, ValueError, ServiceError):
-            return False
+        return await answers(self.url, self.user, self.password)
 
     async def ready(self) -> None:
         async def answered() -> bool:

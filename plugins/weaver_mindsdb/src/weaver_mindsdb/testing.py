@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -194,24 +195,23 @@ async def private_mindsdb(
     and port, it is the same server restarted."""
     pid, url = await asyncio.to_thread(_start_mindsdb, storage, username, password, port)
     try:
-        await _wait_for_status(url, pid, startup_seconds)
+        await _wait_until_it_answers(url, pid, (username, password), startup_seconds)
         yield url
     finally:
         await stop_group("private mindsdb", pid, grace=30)
 
 
-async def _wait_for_status(url: str, pid: int, seconds: float) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(int(seconds * 2)):
-            if not process_alive(pid):
-                pytest.fail("the private MindsDB exited before it answered")
-            try:
-                async with session.get(f"{url}/api/status") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.5)
+async def _wait_until_it_answers(
+    url: str, pid: int, credentials: tuple[str, str], seconds: float
+) -> None:
+    """Until a logged-in ``SELECT 1`` works, as ``scripts/services.sh`` waits for its own."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not process_alive(pid):
+            pytest.fail("the private MindsDB exited before it answered")
+        if await mindsdb_service.answers(url, *credentials):
+            return
+        await asyncio.sleep(1)
     pytest.fail(f"the private MindsDB did not answer within {seconds:g}s")
 
 
