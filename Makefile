@@ -6,6 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PLUGINS := plugins/weaver_mindsdb plugins/weaver_neo4j plugins/weaver_pg plugins/weaver_redis_guard
 EXAMPLES := examples/weaver_pg_guard
+# The dev services package behind scripts/services.sh (its own distribution).
+SERVICES_PKG := scripts
 HOST ?= 127.0.0.1
 PORT ?= 8000
 LOOPS ?= 2
@@ -34,8 +36,8 @@ $(CORE_STAMP): pyproject.toml | $(BIN)/python
 	$(PIP) -e .
 	touch $@
 
-$(DEV_STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS) $(EXAMPLES)) | $(BIN)/python
-	$(PIP) -e '.[dev]' $(addprefix -e ,$(PLUGINS) $(EXAMPLES))
+$(DEV_STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS) $(EXAMPLES) $(SERVICES_PKG)) | $(BIN)/python
+	$(PIP) -e '.[dev]' $(addprefix -e ,$(PLUGINS) $(EXAMPLES) $(SERVICES_PKG))
 	touch $@ $(CORE_STAMP)
 
 install-core: $(CORE_STAMP)
@@ -55,7 +57,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	for plugin in $(PLUGINS) $(EXAMPLES); do (cd $$plugin && $(CURDIR)/$(BIN)/mypy) || exit 1; done
+	for plugin in $(PLUGINS) $(EXAMPLES) $(SERVICES_PKG); do (cd $$plugin && $(CURDIR)/$(BIN)/mypy) || exit 1; done
 	$(BIN)/hadolint Dockerfile
 
 bench: install

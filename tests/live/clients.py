@@ -8,6 +8,8 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
+from weaver_services import mindsdb as mindsdb_service
+from weaver_services import trino as trino_service
 
 LIVE = os.environ.get("WEAVER_RUN_E2E") == "1"
 
@@ -50,11 +52,9 @@ class MindsDB:
         self.headers: dict[str, str] = {}
 
     async def login(self, user: str, password: str) -> None:
-        async with self.session.post(
-            f"{self.url}/api/login", json={"username": user, "password": password}
-        ) as resp:
-            assert resp.status == 200, await resp.text()
-            self.headers["Authorization"] = f"Bearer {(await resp.json())['token']}"
+        self.headers.update(
+            await mindsdb_service.auth_headers(self.session, self.url, user, password)
+        )
 
     async def status(self) -> dict[str, Any]:
         async with self.session.get(f"{self.url}/api/status", headers=self.headers) as resp:
@@ -75,3 +75,23 @@ class MindsDB:
         result = await self.sql("SHOW DATABASES")
         assert result["type"] == "table", result
         return {str(row[0]) for row in result["data"]}
+
+
+class Trino:
+    """A Trino coordinator through its client protocol; ``admin`` is the user that owns
+    catalogs (``TRINO_USER``), any other name is an ordinary user."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, admin: str) -> None:
+        self.session = session
+        self.url = url.rstrip("/")
+        self.admin = admin
+
+    async def run(self, sql: str, user: str | None = None) -> trino_service.Statement:
+        return await trino_service.statement(self.session, self.url, user or self.admin, sql)
+
+    async def get(self, path: str, user: str | None = None) -> Any:
+        async with self.session.get(
+            f"{self.url}{path}", headers={"X-Trino-User": user or self.admin}
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            return await resp.json()

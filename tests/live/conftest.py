@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 from neo4j import AsyncDriver, AsyncGraphDatabase
 
-from .clients import MindsDB, PgTarget, require_env
+from .clients import MindsDB, PgTarget, Trino, require_env
 
 
 @pytest.fixture
@@ -64,3 +64,10 @@ async def mindsdb() -> AsyncIterator[MindsDB]:
         if user and password:
             await client.login(user, password)
         yield client
+
+
+@pytest.fixture
+async def trino() -> AsyncIterator[Trino]:
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        yield Trino(session, require_env("TRINO_URL"), require_env("TRINO_USER"))

@@ -14,13 +14,16 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
 from neo4j import AsyncDriver
+from weaver_services.layout import Layout
+from weaver_services.trino import TrinoError, stage_nodes
 
-from .clients import LIVE, MindsDB, PgTarget, require_env
+from .clients import LIVE, MindsDB, PgTarget, Trino, require_env
 
 pytestmark = [
     pytest.mark.live,
@@ -249,3 +252,105 @@ async def test_mindsdb_wrong_password_creates_nothing(
         assert name not in await mindsdb.database_names()
     finally:
         await mindsdb.sql(f"DROP DATABASE IF EXISTS {name}")
+
+
+# --------------------------------------------------------------------- trino --
+
+
+async def test_trino_pages_a_result_through_next_uri(trino: Trino) -> None:
+    """The client protocol by hand: POST the statement, follow nextUri to the end."""
+    headers = {"X-Trino-User": trino.admin}
+    sql = "SELECT orderkey FROM tpch.tiny.orders"
+    async with trino.session.post(f"{trino.url}/v1/statement", data=sql, headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        page = await resp.json()
+    keys: list[int] = []
+    requests = 1
+    while "nextUri" in page:
+        async with trino.session.get(page["nextUri"], headers=headers) as resp:
+            assert resp.status == 200, await resp.text()
+            page = await resp.json()
+        requests += 1
+        keys.extend(row[0] for row in page.get("data", []))
+    assert "error" not in page, page["error"]
+    assert page["stats"]["state"] == "FINISHED"
+    assert len(keys) == len(set(keys)) == 15000  # tpch.tiny.orders
+    assert requests > 2  # the rows came in pages, not in one answer
+
+
+async def test_trino_runs_queries_on_the_worker(trino: Trino) -> None:
+    workers = await trino.get("/v1/node")
+    assert len(workers) == 1
+    result = await trino.run("SELECT count(*), min(name) FROM tpch.tiny.nation")
+    assert result.rows == [[25, "ALGERIA"]]
+    info = await trino.get(f"/v1/query/{result.query_id}")
+    assert stage_nodes(info["outputStage"]) == {"weaver-worker"}
+
+
+async def test_trino_reads_sample_enterprise_through_a_dynamic_catalog(
+    trino: Trino, pg_target: PgTarget, pg_enterprise: asyncpg.Connection
+) -> None:
+    catalog = unique("smoke_pg")
+    try:
+        await trino.run(
+            f"CREATE CATALOG {catalog} USING postgresql WITH ("
+            f'"connection-url" = \'jdbc:postgresql://{pg_target.host}:{pg_target.port}/'
+            f"{pg_target.enterprise}', \"connection-user\" = '{pg_target.user}', "
+            f"\"connection-password\" = '{pg_target.password}')"
+        )
+        result = await trino.run(f"SELECT count(*) FROM {catalog}.sales.orders")
+        assert result.rows == [[await pg_enterprise.fetchval("SELECT count(*) FROM sales.orders")]]
+    finally:
+        await trino.run(f"DROP CATALOG IF EXISTS {catalog}")
+
+
+def files_containing(root: Path, needle: bytes) -> list[Path]:
+    found = []
+    for path in root.rglob("*"):
+        try:
+            if path.is_file() and needle in path.read_bytes():
+                found.append(path)
+        except OSError:
+            continue
+    return found
+
+
+async def test_trino_keeps_catalog_passwords_off_the_disk(trino: Trino) -> None:
+    catalog, secret = unique("smoke_secret"), unique("pw")
+    try:
+        # Not validated on creation: the password only has to be written somewhere.
+        await trino.run(
+            f"CREATE CATALOG {catalog} USING postgresql WITH ("
+            "\"connection-url\" = 'jdbc:postgresql://127.0.0.1:1/none', "
+            f"\"connection-user\" = 'nobody', \"connection-password\" = '{secret}')"
+        )
+        assert [catalog] in (await trino.run("SHOW CATALOGS")).rows
+        state = Layout.from_environ(os.environ).state_dir
+        assert files_containing(state / "trino", secret.encode()) == []
+        assert files_containing(state / "logs", secret.encode()) == []
+    finally:
+        await trino.run(f"DROP CATALOG IF EXISTS {catalog}")
+
+
+async def test_trino_users_see_only_their_own_queries(trino: Trino) -> None:
+    alice, bob = unique("alice"), unique("bob")
+    marker = unique("marker")
+    await trino.run(f"SELECT '{marker}' AS marker", user=alice)
+
+    def statements(queries: list[dict[str, object]]) -> list[str]:
+        return [str(q["query"]) for q in queries if marker in str(q["query"])]
+
+    assert statements(await trino.get("/v1/query", user=alice)) != []
+    assert statements(await trino.get("/v1/query", user=bob)) == []
+    assert statements(await trino.get("/v1/query")) != []  # the admin sees everyone's
+    seen_by_bob = await trino.run("SELECT query FROM system.runtime.queries", user=bob)
+    assert not [row for row in seen_by_bob.rows if marker in str(row[0])]
+
+
+async def test_trino_ordinary_users_cannot_manage_catalogs(trino: Trino) -> None:
+    user, catalog = unique("tenant"), unique("smoke_denied")
+    with pytest.raises(TrinoError, match="Access Denied"):
+        await trino.run(f"CREATE CATALOG {catalog} USING tpch", user=user)
+    with pytest.raises(TrinoError, match="Access Denied"):
+        await trino.run("DROP CATALOG tpch", user=user)
+    assert [catalog] not in (await trino.run("SHOW CATALOGS")).rows

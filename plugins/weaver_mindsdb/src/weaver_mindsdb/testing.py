@@ -7,11 +7,8 @@ the ``test`` extra (pytest, asyncpg).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
-import signal
-import subprocess
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,6 +18,9 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
+from weaver_services import mindsdb as mindsdb_service
+from weaver_services.layout import Layout
+from weaver_services.process import process_alive, spawn, stop_group
 
 from weaver.host import Host
 from weaver.settings import Settings
@@ -88,13 +88,9 @@ class LiveEnv:
 
     async def mindsdb_headers(self, session: aiohttp.ClientSession) -> dict[str, str]:
         """What a request straight to MindsDB must carry: a bearer token when auth is on."""
-        if not self.mindsdb_user:
-            return {}
-        credentials = {"username": self.mindsdb_user, "password": self.mindsdb_password}
-        async with session.post(f"{self.mindsdb_url}/api/login", json=credentials) as response:
-            assert response.status == 200, await response.text()
-            token = (await response.json(content_type=None))["token"]
-        return {"Authorization": f"Bearer {token}"}
+        return await mindsdb_service.auth_headers(
+            session, self.mindsdb_url, self.mindsdb_user, self.mindsdb_password
+        )
 
     async def mindsdb_sql(self, query: str) -> dict[str, Any]:
         """A statement sent straight to MindsDB, bypassing the plugin."""
@@ -150,81 +146,29 @@ async def register_datasource(
 
 
 def mindsdb_python() -> Path:
-    """The interpreter of the MindsDB that ``scripts/services.sh`` installs (its cache
-    layout), or ``WEAVER_MINDSDB_PYTHON``."""
+    """The interpreter of the MindsDB that ``scripts/services.sh`` installs, or
+    ``WEAVER_MINDSDB_PYTHON``."""
     if os.environ.get("WEAVER_MINDSDB_PYTHON"):
         return Path(os.environ["WEAVER_MINDSDB_PYTHON"])
-    cache = Path(
-        os.environ.get("WEAVER_CACHE_DIR")
-        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "weaver"
-    )
-    return cache / "mindsdb-26.1.0-venv" / "bin" / "python"
+    return mindsdb_service.venv_dir(Layout.from_environ(os.environ)) / "bin" / "python"
 
 
 def _start_mindsdb(
     storage: Path, username: str, password: str, port: int | None
-) -> tuple[subprocess.Popen[bytes], str]:
+) -> tuple[int, str]:
     python = mindsdb_python()
     if not python.exists():
         pytest.fail(f"no MindsDB at {python}: run scripts/services.sh up mindsdb first")
     port = port or free_port()
-    storage.mkdir(parents=True, exist_ok=True)
     config = storage / "config.json"
-    config.write_text(
-        json.dumps(
-            {
-                "api": {"http": {"host": "127.0.0.1", "port": str(port)}},
-                "auth": {"http_auth_enabled": True, "username": username, "password": password},
-            }
-        )
+    mindsdb_service.write_config(config, port, username, password)
+    pid = spawn(
+        mindsdb_service.server_command(python, config),
+        pid_file=storage / "mindsdb.pid",
+        log_file=storage / "mindsdb.log",
+        env=mindsdb_service.server_environ(os.environ, storage),
     )
-    # MindsDB also reads credentials from MINDSDB_USERNAME/PASSWORD: keep them out.
-    environ = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("MINDSDB_USERNAME", "MINDSDB_PASSWORD", "MINDSDB_USER")
-    }
-    environ["MINDSDB_STORAGE_DIR"] = str(storage)
-    with (storage / "mindsdb.log").open("wb") as log:
-        process = subprocess.Popen(
-            [str(python), "-m", "mindsdb", "--api=http", "--no_studio", f"--config={config}"],
-            env=environ,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return process, f"http://127.0.0.1:{port}"
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid``, from /proc: MindsDB's API processes start sessions of
-    their own, so its process group does not hold them all."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, pending = [], [pid]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            found.append(child)
-            pending.append(child)
-    return found
-
-
-def _stop_mindsdb(process: subprocess.Popen[bytes]) -> None:
-    tree = _descendants(process.pid)
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    for pid in tree:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    return pid, f"http://127.0.0.1:{port}"
 
 
 @asynccontextmanager
@@ -239,26 +183,25 @@ async def private_mindsdb(
     """A MindsDB of the test's own with HTTP auth on, on ``port`` (a free loopback port by
     default); yields its URL and stops it afterwards. Started again with the same storage
     and port, it is the same server restarted."""
-    process, url = await asyncio.to_thread(_start_mindsdb, storage, username, password, port)
+    pid, url = await asyncio.to_thread(_start_mindsdb, storage, username, password, port)
     try:
-        await _wait_for_status(url, process, startup_seconds)
+        await _wait_until_it_answers(url, pid, (username, password), startup_seconds)
         yield url
     finally:
-        await asyncio.to_thread(_stop_mindsdb, process)
+        await stop_group("private mindsdb", pid, grace=30)
 
 
-async def _wait_for_status(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(int(seconds * 2)):
-            if process.poll() is not None:
-                pytest.fail(f"the private MindsDB exited with {process.returncode}")
-            try:
-                async with session.get(f"{url}/api/status") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.5)
+async def _wait_until_it_answers(
+    url: str, pid: int, credentials: tuple[str, str], seconds: float
+) -> None:
+    """Until a logged-in ``SELECT 1`` works, as ``scripts/services.sh`` waits for its own."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not process_alive(pid):
+            pytest.fail("the private MindsDB exited before it answered")
+        if await mindsdb_service.answers(url, *credentials):
+            return
+        await asyncio.sleep(1)
     pytest.fail(f"the private MindsDB did not answer within {seconds:g}s")
 
 
