@@ -118,7 +118,7 @@ def encode(
     **options: Any,
 ) -> bytes:
     encoder: ResultEncoder = encoder_for(media_type, **options)
-    assert encoder.media_type == media_type
+    assert encoder.media_type.partition(";")[0] == media_type
     chunks = [encoder.start(columns), *(encoder.rows(batch) for batch in batches)]
     return b"".join([*chunks, encoder.finish(summary)])
 
@@ -178,6 +178,15 @@ def test_json_page_shape_carries_the_next_cursor() -> None:
 
 def test_json_does_not_stream_and_the_others_do() -> None:
     assert [encoder_for(m).streams for m in MEDIA_TYPES] == [False, True, True, True]
+
+
+def test_content_types() -> None:
+    assert [encoder_for(m).media_type for m in MEDIA_TYPES] == [
+        "application/json",
+        "application/x-ndjson",
+        "text/csv; charset=utf-8",
+        "application/vnd.apache.arrow.stream",
+    ]
 
 
 def test_ndjson_round_trips_the_json_rows() -> None:

@@ -46,7 +46,7 @@ JSON, NDJSON, CSV, ARROW = MEDIA_TYPES
     ],
 )
 def test_negotiation(accept: str | None, chosen: str) -> None:
-    assert encoder_for(accept).media_type == chosen
+    assert encoder_for(accept).media_type.partition(";")[0] == chosen
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,8 @@ def _csv_column(values: Sequence[Any]) -> Sequence[Any]:
 
 
 class CsvEncoder:
-    media_type = "text/csv"
+    # RFC 4180 takes text/csv to be US-ASCII unless the charset says otherwise.
+    media_type = "text/csv; charset=utf-8"
     streams = True
 
     def __init__(self) -> None:
