@@ -11,10 +11,11 @@ from aiohttp import web
 from weaver.api import datasources, glossary, health, metadata, query
 from weaver.auth import TokenVerifier
 from weaver.bootstrap import build_host
-from weaver.keys import HOST, METRICS, OPENAPI_DOCUMENT, PRINCIPAL, ROUTES, SETTINGS
-from weaver.middleware import cors, make_api_guard, observe, trace_requests
+from weaver.keys import HOST, METRICS, OPENAPI_DOCUMENT, PRINCIPAL, QUERIES, ROUTES, SETTINGS
+from weaver.middleware import cors, decorate, make_api_guard, observe, trace_requests
 from weaver.observability import Metrics, setup_tracing, tracing_active
 from weaver.openapi import build_document
+from weaver.queries.service import QueryService
 from weaver.responses import dumps
 from weaver.routing import RouteTable
 from weaver.settings import Settings
@@ -47,9 +48,11 @@ def create_app(
     metrics.record_build(
         name for name, info in host.plugins.items() if info.load_status == "loaded"
     )
+    app[QUERIES] = QueryService(host, metrics)
     app[ROUTES] = table
     app[OPENAPI_DOCUMENT] = dumps(build_document(table))
     table.install(app, PRINCIPAL, check_responses=settings.app_env == "test")
+    app.on_response_prepare.append(decorate)
     app.cleanup_ctx.append(_plugin_lifecycle)
     if metrics.process is not None:
         app.cleanup_ctx.append(_process_metrics)
@@ -57,9 +60,12 @@ def create_app(
 
 
 async def _plugin_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    host = app[HOST]
+    host, queries = app[HOST], app[QUERIES]
     await host.startup()
+    await queries.start()
     yield
+    # Queries still running end as failed ("the gateway stopped"), before the engines go.
+    await queries.stop()
     await host.shutdown()
 
 

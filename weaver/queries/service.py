@@ -58,9 +58,9 @@ log = logging.getLogger(__name__)
 # How often this process looks for cancellations others asked for (the latency of a
 # DELETE that lands on another process), renews its leases, and sweeps.
 POLL_SECONDS = 0.5
-RENEW_SECONDS = 5.0
-LEASE_SECONDS = 20.0
 SWEEP_SECONDS = 15.0
+# Leases (`WEAVER_QUERY_LEASE_SECONDS`) are renewed four times per lease.
+RENEWALS_PER_LEASE = 4
 # How often a queued async query tries for a slot.
 QUEUE_POLL_SECONDS = 0.25
 RETRY_AFTER_SECONDS = 1
@@ -108,6 +108,12 @@ class Execution:
     @property
     def query_id(self) -> str:
         return self.running.record.query_id
+
+    def client_gone(self) -> QueryCancelled:
+        """The client went away while its rows were being written: what to raise."""
+        if self.running.cause is None:
+            self.running.cause = CAUSE_DISCONNECTED
+        return QueryCancelled(f"query {self.query_id} was cancelled (its client went away)")
 
     async def stream(
         self,
@@ -184,11 +190,12 @@ class QueryService:
                     swept = moment
                     await self._sweep()
                 if self._local:
-                    renew = moment - renewed >= RENEW_SECONDS
+                    lease_seconds = self.settings.query_lease_seconds
+                    renew = moment - renewed >= lease_seconds / RENEWALS_PER_LEASE
                     if renew:
                         renewed = moment
                         await self._renew_slots()
-                    lease = now() + timedelta(seconds=LEASE_SECONDS) if renew else None
+                    lease = now() + timedelta(seconds=lease_seconds) if renew else None
                     for query_id in await self.host.poll_queries(self.node, lease):
                         running = self._local.get(query_id)
                         if running is not None and running.cancel(CAUSE_DELETED):
@@ -214,7 +221,10 @@ class QueryService:
     async def _slot(self, record: QueryRecord) -> bool:
         try:
             return await self.host.acquire_query_slot(
-                record.tenant_id, record.query_id, self.settings.query_concurrency, LEASE_SECONDS
+                record.tenant_id,
+                record.query_id,
+                self.settings.query_concurrency,
+                self.settings.query_lease_seconds,
             )
         except GuardUnavailable:
             if self.settings.guard_fail_open:
@@ -258,7 +268,7 @@ class QueryService:
             limit=limit,
             timeout_seconds=timeout_seconds,
             owner=self.node,
-            lease_until=now() + timedelta(seconds=LEASE_SECONDS),
+            lease_until=now() + timedelta(seconds=self.settings.query_lease_seconds),
         )
 
     async def _prepare(
@@ -280,6 +290,7 @@ class QueryService:
                 replace(record, status="failed", finished_at=now(), error=problem_body(problem)),
                 create=True,
             )
+            problem.headers.setdefault("X-Query-Id", record.query_id)
             raise
         prepared = replace(prepared, query_id=record.query_id)
         return replace(record, datasources=tuple(sorted(prepared.datasources))), prepared
@@ -305,12 +316,19 @@ class QueryService:
         self._local.pop(running.record.query_id, None)
         await self._release_slot(running)
         engine = self.host.query_plugin or "none"
+        if running.record.started_at is not None:
+            outcome = "ok" if error is None else getattr(error, "type_slug", "cancelled")
+            seconds = (now() - running.record.started_at).total_seconds()
+            self.metrics.observe_query(engine, outcome, seconds)
         if error is None:
             await self._finish(running, "succeeded", **done)
             return
         cause = running.cause
+        if cause is None and isinstance(error, asyncio.CancelledError):
+            # The server cancelled the request itself: its client went away.
+            cause = running.cause = CAUSE_DISCONNECTED
         if isinstance(error, QueryCancelled) or (
-            isinstance(error, asyncio.CancelledError) and cause not in (None, CAUSE_SHUTDOWN)
+            isinstance(error, asyncio.CancelledError) and cause != CAUSE_SHUTDOWN
         ):
             self.metrics.query_cancellations.labels(cause or CAUSE_DELETED).inc()
             problem = (
@@ -357,6 +375,7 @@ class QueryService:
         )
         running = Running(record, prepared, principal)
         if not await self._slot(record):
+            # Refused before it ran: nothing of it is kept.
             raise TooManyQueries(
                 f"tenant runs {self.settings.query_concurrency} queries already; try again",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
