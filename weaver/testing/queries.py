@@ -516,12 +516,15 @@ class QueryStoreContract(PluginContract):
         await self.settle(host)
         lapsed = [
             await self.saved(host, make_query(tenant_a, owner=owner, lease_until=LAPSED))
-            for _ in range(12)
+            for _ in range(40)
         ]
         old = [await self.saved(host, make_query(tenant_a, submitted_at=ANCIENT)) for _ in range(5)]
 
+        # Concurrent reads first, so that a store with a pool of connections has one ready
+        # for each sweeper and the sweeps really overlap.
+        await asyncio.gather(*(host.get_query(tenant_a, new_query_id()) for _ in range(6)))
         sweeps = await asyncio.gather(
-            *(host.sweep_queries(SWEEP_NOW, HISTORY_BEFORE) for _ in range(4))
+            *(host.sweep_queries(SWEEP_NOW, HISTORY_BEFORE) for _ in range(6))
         )
 
         assert sum(s.failed for s in sweeps) == len(lapsed)
