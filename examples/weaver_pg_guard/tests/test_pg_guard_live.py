@@ -43,6 +43,8 @@ FLAG = {"WEAVER_PG_GUARD_MODE": "true"}
 
 class TestPgGuard(GuardContract):
     plugin = PLUGIN_NAME
+    # Rate limits and Idempotency-Keys; query slots stay with the embedded guard.
+    plugin_hooks = ("guard_request", "guard_response")
 
     @pytest.fixture
     def guard_overrides(self, guard_dsn: str) -> dict[str, str]:
