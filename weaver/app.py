@@ -10,6 +10,7 @@ from aiohttp import web
 from weaver.api import datasources, glossary, health, metadata, query
 from weaver.auth import TokenVerifier
 from weaver.bootstrap import build_host
+from weaver.console import routes as console
 from weaver.keys import HOST, METRICS, OPENAPI_DOCUMENT, PRINCIPAL, ROUTES, SETTINGS
 from weaver.middleware import cors, make_api_guard, observe, trace_requests
 from weaver.observability import Metrics, setup_tracing, tracing_active
@@ -18,7 +19,7 @@ from weaver.responses import dumps
 from weaver.routing import RouteTable
 from weaver.settings import Settings
 
-RESOURCE_MODULES = (health, datasources, query, metadata, glossary)
+RESOURCE_MODULES = (health, datasources, query, metadata, glossary, console)
 
 
 def create_app(

@@ -35,6 +35,8 @@ class Route:
     response: Any = None
     status: int = 200
     errors: tuple[int, ...] = ()
+    # False for what is not API (the console's page and files): served, not documented.
+    documented: bool = True
 
 
 @dataclass
@@ -54,11 +56,23 @@ class RouteTable:
         response: Any = None,
         status: int = 200,
         errors: tuple[int, ...] = (),
+        documented: bool = True,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(
                 Route(
-                    method, path, handler, summary, tag, role, body, query, response, status, errors
+                    method,
+                    path,
+                    handler,
+                    summary,
+                    tag,
+                    role,
+                    body,
+                    query,
+                    response,
+                    status,
+                    errors,
+                    documented,
                 )
             )
             return handler
