@@ -36,6 +36,8 @@ async function problemOf(response) {
 export async function request(path, { method = "GET", body, headers = {}, accept, signal } = {}) {
   const sent = { ...headers };
   const token = session.token();
+  // Signed out: nothing to ask the API (a late view must not send an empty token).
+  if (!token && path.startsWith("/api/")) throw new ApiError(401, { title: "Unauthorized", detail: "signed out" });
   if (token) sent.Authorization = `Bearer ${token}`;
   if (accept) sent.Accept = accept;
   if (body !== undefined) sent["Content-Type"] = "application/json";

@@ -84,6 +84,11 @@ export function forget(ds = null) {
   listeners.forEach((listener) => listener(ds));
 }
 
+/** Forget everything without telling anyone: a new caller starts from nothing. */
+export function reset() {
+  cache.clear();
+}
+
 export function onChange(listener) {
   listeners.add(listener);
 }

@@ -18,6 +18,7 @@ const WAYPOINT = 8;
 // Room for a self-reference's loop beside a box that has no other key.
 const LOOSE_GAP = 56;
 const MAX_ROWS = 14;
+const READABLE_SCALE = 0.75;
 const FONT = "12px ui-monospace, SFMono-Regular, Menlo, Consolas, 'Liberation Mono', monospace";
 
 let measurer = null;
@@ -375,7 +376,6 @@ export function erDiagram(ds, schema, tables) {
     const link = s("a", {
       href: href("catalog", ds, schema, n.id), class: "erd-table", "data-table": n.id,
       transform: `translate(${n.x},${n.y})`,
-      "aria-label": `Table ${n.id}, ${n.table.columns.length} columns`,
     });
     link.append(
       s("rect", { class: "erd-box", width: n.w, height: n.h, rx: 6 }),
@@ -415,9 +415,13 @@ export function erDiagram(ds, schema, tables) {
     h("button", { type: "button", "aria-label": "Zoom out", on: { click: () => zoom(scale / 1.25) } }, "−"),
     level,
     h("button", { type: "button", "aria-label": "Zoom in", on: { click: () => zoom(scale * 1.25) } }, "+"),
+    h("button", { type: "button", on: { click: () => zoom(1) } }, "Actual size"),
     h("button", { type: "button", on: { click: fit } }, "Fit"),
     h("span", { class: "muted small" }, `${tables.length} tables · ${fks} foreign keys · arrows point at the referenced key`));
-  // Fit once the frame has a width (it is attached after this returns).
-  requestAnimationFrame(() => { if (frame.clientWidth && frame.clientWidth < fullW) fit(); });
+  // Fit once the frame has a width (it is attached after this returns), but never so
+  // small that names cannot be read: a large schema scrolls instead.
+  requestAnimationFrame(() => {
+    if (frame.clientWidth && frame.clientWidth < fullW) zoom(Math.max(READABLE_SCALE, (frame.clientWidth - 8) / fullW));
+  });
   return h("div", { class: "erd-wrap" }, tools, frame);
 }

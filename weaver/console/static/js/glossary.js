@@ -21,7 +21,7 @@ export async function glossaryView(params) {
   const q = params.get("q") || "";
   const terms = q ? await catalog.searchGlossary(q) : await catalog.glossary();
   const input = h("input", { id: "glossary-q", type: "search", name: "q", value: q, placeholder: "term or synonym" });
-  const form = h("form", { class: "row", role: "search" },
+  const form = h("form", { class: "row", role: "search", "aria-label": "Glossary" },
     h("label", { for: "glossary-q" }, "Filter"), input,
     h("button", { type: "submit" }, "Filter"));
   form.addEventListener("submit", (event) => {

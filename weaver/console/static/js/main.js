@@ -47,11 +47,11 @@ function showSignedIn(signedIn) {
   document.getElementById("signin").hidden = signedIn;
 }
 
-function showSignIn(reason) {
+function showSignIn(message) {
   showSignedIn(false);
   const error = document.getElementById("signin-error");
-  error.hidden = !reason;
-  error.textContent = reason ? `Signed out: ${reason}` : "";
+  error.hidden = !message;
+  error.textContent = message || "";
   document.getElementById("dev-token").hidden = !devTokenAvailable;
   document.getElementById("dev-token-hint").hidden = !devTokenAvailable;
   document.getElementById("token-input").focus();
@@ -68,9 +68,7 @@ async function verifyAndEnter(token) {
     enter();
   } catch (failure) {
     if (session.token()) session.signOut();
-    error.hidden = false;
-    error.textContent = failure instanceof ApiError ? failure.problem.detail : failure.message;
-    showSignIn(error.textContent);
+    showSignIn(`Not signed in: ${failure instanceof ApiError ? failure.problem.detail : failure.message}`);
   }
 }
 
@@ -94,8 +92,8 @@ document.getElementById("sign-out").addEventListener("click", () => session.sign
 
 session.onChange((reason) => {
   if (!session.token()) {
-    catalog.forget();
-    showSignIn(reason);
+    catalog.reset();
+    showSignIn(reason ? `Signed out: ${reason}` : null);
   }
 });
 
@@ -104,7 +102,7 @@ function enter() {
   const roleText = session.roles().join(", ") || "no role";
   document.getElementById("identity").textContent = `${claims.sub} · ${claims.tenant_id} · ${roleText}`;
   showSignedIn(true);
-  catalog.forget();
+  catalog.reset();
   renderSidebar();
   route();
 }

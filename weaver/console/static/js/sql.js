@@ -291,9 +291,11 @@ function showPage(query, index) {
   const range = rows.length ? `Rows ${count(first + 1)}–${count(first + rows.length)}${total !== null ? ` of ${count(total)}` : ""}` : "No rows";
   const go = (next) => () => (query.allRows ? showPage(query, next) : loadPage(query, next));
   const pager = h("div", { class: "pager row" },
-    h("button", { type: "button", "aria-label": "Previous page", disabled: index === 0, on: { click: go(index - 1) } }, "‹ Prev"),
+    h("button", { type: "button", class: "page-previous", disabled: index === 0, on: { click: go(index - 1) } },
+      h("span", { "aria-hidden": "true" }, "‹"), "Previous"),
     h("span", { class: "range", id: "result-range" }, range),
-    h("button", { type: "button", "aria-label": "Next page", disabled: !hasNext(query, index), on: { click: go(index + 1) } }, "Next ›"),
+    h("button", { type: "button", class: "page-next", disabled: !hasNext(query, index), on: { click: go(index + 1) } },
+      "Next", h("span", { "aria-hidden": "true" }, "›")),
     h("span", { class: "spacer" }),
     Object.entries(FORMATS).map(([format, info]) => h("button", {
       type: "button", class: "download", "data-format": format, on: { click: (event) => download(query, format, event.currentTarget) },
