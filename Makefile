@@ -24,6 +24,7 @@ install-core: $(BIN)/python
 
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]' $(addprefix -e ,$(PLUGINS))
+	scripts/browser.sh
 
 # Everything: real services up, then every suite, live ones included.
 test: install

@@ -62,7 +62,9 @@ class Server:
     def sqlite_root(self) -> Path:
         return self.data_dir / "sqlite"
 
-    def token(self, tenant: str = "demo", roles: tuple[str, ...] = ("editor",), sub: str = "demo") -> str:
+    def token(
+        self, tenant: str = "demo", roles: tuple[str, ...] = ("editor",), sub: str = "demo"
+    ) -> str:
         return mint_token(self.settings, tenant_id=tenant, subject=sub, roles=roles)
 
     def call(
@@ -97,9 +99,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("console-server") / "data"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEAVER_", "JWT_", "APP_"))}
-    env.update(
-        WEAVER_DATA_DIR=str(data_dir), JWT_SECRET_KEY=JWT_SECRET, APP_ENV="development"
-    )
+    env.update(WEAVER_DATA_DIR=str(data_dir), JWT_SECRET_KEY=JWT_SECRET, APP_ENV="development")
     log = (data_dir.parent / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "weaver", "serve", "--demo", "--port", str(port)],
@@ -128,7 +128,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+# Per module: Playwright's sync API keeps an event loop running while it is open, and
+# the async tests of other modules need none to be.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
@@ -165,15 +167,19 @@ class Console:
 
     def set_sql(self, sql: str) -> None:
         self.page.wait_for_selector(".CodeMirror")
-        self.page.evaluate("sql => document.querySelector('.CodeMirror').CodeMirror.setValue(sql)", sql)
+        self.page.evaluate("s => document.querySelector('.CodeMirror').CodeMirror.setValue(s)", sql)
 
     def status(self) -> str:
         return str(self.page.get_attribute("#query-status .badge.status", "data-status"))
 
-    def screenshot(self, screen: str, *, full_page: bool = False) -> Path:
+    def screenshot(self, screen: str, *, full_page: bool = False, element: Any = None) -> Path:
+        """The viewport (or the whole page, or one element) as a PNG artifact."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{self.name}--{screen}.png"
-        self.page.screenshot(path=str(path), full_page=full_page)
+        if element is not None:
+            element.screenshot(path=str(path))
+        else:
+            self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
     def check_accessibility(self, screen: str) -> list[dict[str, Any]]:
@@ -202,9 +208,11 @@ def console(browser: Any, server: Server, request: pytest.FixtureRequest) -> Ite
     # A refused inline script or style, and any uncaught error, fail the test.
     page.on(
         "console",
-        lambda message: tab.problems.append(message.text)
-        if message.type == "error" and "Content Security Policy" in message.text
-        else None,
+        lambda message: (
+            tab.problems.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
     )
     page.on("pageerror", lambda error: tab.problems.append(f"uncaught: {error}"))
     page.on("request", lambda sent: tab.requests.append(sent))

@@ -182,8 +182,9 @@ def test_the_diagram_of_a_twenty_table_schema_is_readable(console: Console) -> N
                     const p = path.getPointAtLength(at).matrixTransform(path.getScreenCTM());
                     for (const [name, r] of boxes) {
                         if (ends.includes(name)) continue;
-                        if (p.x > r.left + 1 && p.x < r.right - 1 && p.y > r.top + 1 && p.y < r.bottom - 1)
-                            bad.push(`${ends.join('->')} crosses ${name}`);
+                        const inside = p.x > r.left + 1 && p.x < r.right - 1
+                            && p.y > r.top + 1 && p.y < r.bottom - 1;
+                        if (inside) bad.push(`${ends.join('->')} crosses ${name}`);
                     }
                 }
             }
@@ -191,10 +192,9 @@ def test_the_diagram_of_a_twenty_table_schema_is_readable(console: Console) -> N
         }"""
     )
     assert crossings == []
+    console.screenshot("diagram-20-tables-fit", element=console.page.locator(".erd-wrap"))
     console.page.get_by_role("button", name="Actual size").click()
-    frame = console.page.locator(".erd-frame")
-    frame.scroll_into_view_if_needed()
-    console.screenshot("diagram-20-tables")
+    console.screenshot("diagram-20-tables", element=console.page.locator(".erd-frame"))
     console.check_accessibility("diagram-20-tables")
 
 
@@ -229,7 +229,7 @@ def test_a_join_runs_and_its_results_page(console: Console) -> None:
     page.keyboard.press("Control+Enter")
     expect(page.locator("#query-status .badge.status")).to_have_text("succeeded")
     expect(page.locator("#query-status .row-count")).to_have_text("500 rows")
-    expect(page.locator("#result-range")).to_have_text("Rows 1–100 of 500")
+    expect(page.locator("#result-range")).to_have_text("Rows 1\N{EN DASH}100 of 500")
     headers = page.locator(".results-grid thead th .col-name")
     expect(headers).to_have_text([c["name"] for c in expected["columns"]])
     expect(page.locator(".results-grid thead th .col-type")).to_have_text(
@@ -238,7 +238,7 @@ def test_a_join_runs_and_its_results_page(console: Console) -> None:
     console.screenshot("sql-results")
     console.check_accessibility("sql-results")
     page.get_by_role("button", name="Next", exact=True).click()
-    expect(page.locator("#result-range")).to_have_text("Rows 101–200 of 500")
+    expect(page.locator("#result-range")).to_have_text("Rows 101\N{EN DASH}200 of 500")
     first = page.locator(".results-grid tbody tr").first.locator("td")
     row = expected["rows"][100]
     expect(first).to_have_text([str(101), *[str(v) for v in row]])
@@ -438,7 +438,9 @@ def test_a_refused_token_is_explained(console: Console) -> None:
     console.check_accessibility("sign-in-error")
 
 
-@pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}, {"width": 1280, "height": 800}])
+@pytest.mark.parametrize(
+    "viewport", [{"width": 390, "height": 844}, {"width": 1280, "height": 800}]
+)
 def test_dark_theme_and_a_phone_screen(console: Console, viewport: dict[str, int]) -> None:
     synced(console.server)
     page = console.page

@@ -126,7 +126,9 @@ def test_the_wheel_carries_the_console(tmp_path: Path) -> None:
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    shutil.copytree(ROOT / "weaver", source / "weaver", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "weaver", source / "weaver", ignore=shutil.ignore_patterns("__pycache__")
+    )
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
         check=True,
@@ -141,3 +143,12 @@ def test_the_wheel_carries_the_console(tmp_path: Path) -> None:
         if path.is_file()
     }
     assert expected <= names, sorted(expected - names)[:5]
+
+
+def test_the_readme_tour_opens_the_console_with_a_picture() -> None:
+    tour = (ROOT / "README.md").read_text().split("## A five-minute tour", 1)[1]
+    assert "open http://127.0.0.1:8000" in tour.split("```", 1)[0]
+    picture = re.search(r"!\[[^\]]+\]\((docs/[^)]+\.png)\)", tour)
+    assert picture is not None
+    png = (ROOT / picture.group(1)).read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) < 300_000

@@ -354,9 +354,9 @@ export function erDiagram(ds, schema, tables) {
     "aria-label": `Diagram of ${ds}.${schema}: ${tables.length} tables, ${fks} foreign keys`,
   });
   svg.append(s("defs", {},
-    s("marker", { id: "erd-one", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "6", markerHeight: "6", orient: "auto-start-reverse" },
+    s("marker", { id: "erd-one", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "9", markerHeight: "9", markerUnits: "userSpaceOnUse", orient: "auto-start-reverse" },
       s("path", { d: "M0,0 L10,5 L0,10 z", class: "erd-arrow" })),
-    s("marker", { id: "erd-many", viewBox: "0 0 10 10", refX: "5", refY: "5", markerWidth: "5", markerHeight: "5" },
+    s("marker", { id: "erd-many", viewBox: "0 0 10 10", refX: "5", refY: "5", markerWidth: "8", markerHeight: "8", markerUnits: "userSpaceOnUse" },
       s("circle", { cx: "5", cy: "5", r: "3.5", class: "erd-dot" }))));
 
   const edgeLayer = s("g", { class: "erd-edges" });

@@ -8,7 +8,7 @@ import { catalogHome, datasourceView, schemaView, tableView } from "./catalog-vi
 import { snapshotsView } from "./snapshots.js";
 import { glossaryView } from "./glossary.js";
 import { searchView } from "./search.js";
-import { sqlView } from "./sql.js";
+import { forgetSqlPage, sqlView } from "./sql.js";
 
 const main = document.getElementById("main");
 const sidebar = document.getElementById("sidebar");
@@ -93,6 +93,9 @@ document.getElementById("sign-out").addEventListener("click", () => session.sign
 session.onChange((reason) => {
   if (!session.token()) {
     catalog.reset();
+    forgetSqlPage();
+    expanded.clear();
+    sessionStorage.removeItem("weaver.expanded");
     showSignIn(reason ? `Signed out: ${reason}` : null);
   }
 });

@@ -4,6 +4,7 @@
 import { ApiError, getJson, request } from "./api.js";
 import { clear, count, duration, h, plural, timeAgo, toast } from "./dom.js";
 import { sqlHint } from "./completion.js";
+import * as catalog from "./catalog.js";
 import * as session from "./session.js";
 
 const PAGE_ROWS = 100;
@@ -112,10 +113,23 @@ function build() {
       cm.showHint({ hint: sqlHint, completeSingle: false });
     }
   });
+  // SQLite's keywords (WITH RECURSIVE, …) when every datasource is SQLite; standard SQL otherwise.
+  catalog.datasources().then((list) => {
+    if (list.length && list.every((ds) => ds.engine === "sqlite")) editor.setOption("mode", "text/x-sqlite");
+  }, () => {});
   runButton.addEventListener("click", () => run());
   cancelButton.addEventListener("click", () => cancel());
   ui = { root, editor, limit, runButton, cancelButton, status, error, results, history, select };
   select("results");
+}
+
+/** Signing out drops the page, its draft and its result: the next caller starts afresh. */
+export function forgetSqlPage() {
+  if (current && !current.done) current.controller.abort();
+  ui?.root.remove();
+  ui = null;
+  current = null;
+  sessionStorage.removeItem(DRAFT_KEY);
 }
 
 export function sqlView(params) {
@@ -198,6 +212,9 @@ async function run(sqlText = statementToRun()) {
     if (current === query) {
       setRunning(false);
       renderStatus(query);
+      if (query.status === "cancelled") {
+        clear(ui.results).append(h("p", { class: "empty" }, "The query was cancelled: it stopped at the source and kept no result."));
+      }
     }
   }
 }
