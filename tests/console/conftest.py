@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,17 +94,18 @@ class Server:
         return json.loads(payload) if payload else None
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`weaver serve --demo` on a free port, with its own data directory."""
-    data_dir = tmp_path_factory.mktemp("console-server") / "data"
+@contextmanager
+def serve_demo(directory: Path, **settings: str) -> Iterator[Server]:
+    """`weaver serve --demo` on a free port, with its own data directory in `directory`."""
+    data_dir = directory / "data"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEAVER_", "JWT_", "APP_"))}
     env.update(WEAVER_DATA_DIR=str(data_dir), JWT_SECRET_KEY=JWT_SECRET, APP_ENV="development")
-    log = (data_dir.parent / "server.log").open("wb")
+    env.update(settings)
+    log = (directory / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "weaver", "serve", "--demo", "--port", str(port)],
-        cwd=data_dir.parent,
+        cwd=directory,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -119,13 +121,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 process.kill()
                 raise RuntimeError("weaver serve --demo did not come up") from None
             time.sleep(0.1)
-    settings = Settings.from_env_names({"JWT_SECRET_KEY": JWT_SECRET})
     try:
-        yield Server(base, data_dir, settings)
+        yield Server(base, data_dir, Settings.from_env_names({"JWT_SECRET_KEY": JWT_SECRET}))
     finally:
         process.terminate()
         process.wait(timeout=15)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with serve_demo(tmp_path_factory.mktemp("console-server")) as running:
+        yield running
 
 
 # Per module: Playwright's sync API keeps an event loop running while it is open, and
@@ -199,12 +206,13 @@ class Console:
         return list(result)
 
 
-@pytest.fixture
-def console(browser: Any, server: Server, request: pytest.FixtureRequest) -> Iterator[Console]:
+@contextmanager
+def open_console(browser: Any, server: Server, name: str) -> Iterator[Console]:
+    """A fresh browser context on `server`'s console."""
     context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(15_000)
-    tab = Console(page, server, request.node.name.replace("[", "-").rstrip("]"))
+    tab = Console(page, server, name)
     # A refused inline script or style, and any uncaught error, fail the test.
     page.on(
         "console",
@@ -219,6 +227,12 @@ def console(browser: Any, server: Server, request: pytest.FixtureRequest) -> Ite
     yield tab
     context.close()
     assert not tab.problems, tab.problems
+
+
+@pytest.fixture
+def console(browser: Any, server: Server, request: pytest.FixtureRequest) -> Iterator[Console]:
+    with open_console(browser, server, request.node.name.replace("[", "-").rstrip("]")) as tab:
+        yield tab
 
 
 def copy_demo(server: Server, name: str) -> Path:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.conftest import Console, Server, copy_demo
+from tests.console.conftest import Console, Server, copy_demo, open_console, serve_demo
 
 try:
     from playwright.sync_api import expect
@@ -468,3 +468,58 @@ def test_dark_theme_and_a_phone_screen(console: Console, viewport: dict[str, int
     # Nothing is wider than the screen but the scrolling regions meant to be.
     overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, json.dumps(viewport)
+
+
+def test_the_console_waits_out_the_rate_limit(browser: Any, tmp_path: Any) -> None:
+    # Three requests per two seconds: one page of the catalog needs more than that.
+    with (
+        serve_demo(tmp_path, WEAVER_RATE_LIMIT="3/2s") as limited,
+        open_console(browser, limited, "rate-limited") as console,
+    ):
+        synced(limited)
+        page = console.page
+        console.open()
+        console.sign_in(limited.token())
+        # Toasts go away by themselves: keep a record of every one shown.
+        page.evaluate(
+            """() => { window.shownToasts = [];
+                new MutationObserver(() => document.querySelectorAll('#toasts .toast')
+                    .forEach(t => window.shownToasts.push(t.className + ': ' + t.textContent)))
+                .observe(document.getElementById('toasts'), {childList: true}); }"""
+        )
+        for route in ("catalog/demo", "catalog/demo/main", "catalog/demo/main/orders"):
+            console.go(route)
+            page.wait_for_function("() => !document.querySelector('#main[aria-busy]')")
+        console.go("catalog/demo/main")
+        expect(page.locator("a.erd-table")).to_have_count(3, timeout=30_000)
+        shown = page.evaluate("() => window.shownToasts")
+        statuses = [
+            r.response().status for r in console.requests if "/api/" in r.url and r.response()
+        ]
+        assert 429 in statuses, statuses
+        assert any("warn: Rate limited" in t for t in shown), shown
+
+
+def test_the_keyboard_reaches_everything_and_leaves_the_editor(console: Console) -> None:
+    synced(console.server)
+    page = console.page
+    console.open()
+    # Sign in without a mouse: Tab to the demo token button and press Enter.
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.id") == "dev-token":
+            break
+    page.keyboard.press("Enter")
+    expect(page.locator(".datasource-card").first).to_be_visible()
+    tree = page.get_by_role("button", name="Expand demo", exact=True)
+    tree.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Collapse demo", exact=True)).to_be_visible()
+    console.go("sql")
+    page.locator(".CodeMirror textarea").focus()
+    page.keyboard.press("Tab")
+    # Tab leaves the editor instead of indenting: the keyboard is never trapped there.
+    assert page.evaluate("() => !document.activeElement.closest('.CodeMirror')")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#query-status .badge.status")).to_have_text("succeeded")
