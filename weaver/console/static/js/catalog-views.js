@@ -68,6 +68,33 @@ async function datasourceOr404(name) {
   return found;
 }
 
+const PREVIEW_TABLES = 8;
+
+/** The first tables of a synced datasource, as links; an invitation to sync otherwise. */
+function tablePreview(ds) {
+  const node = h("div", { class: "chips table-preview" });
+  (async () => {
+    const schemas = await catalog.schemas(ds);
+    if (!schemas) {
+      node.append(h("p", { class: "muted small" }, session.canWrite()
+        ? "Sync the catalog to browse its tables and keys."
+        : "An editor can sync its catalog."));
+      return;
+    }
+    const links = [];
+    for (const schema of schemas) {
+      for (const table of (await catalog.tables(ds, schema.name)) || []) {
+        links.push(h("a", { class: "chip mono", href: href("catalog", ds, schema.name, table.name) },
+          schemas.length > 1 ? `${schema.name}.${table.name}` : table.name));
+      }
+      if (links.length > PREVIEW_TABLES) break;
+    }
+    node.append(...links.slice(0, PREVIEW_TABLES));
+    if (links.length > PREVIEW_TABLES) node.append(h("a", { class: "chip", href: href("catalog", ds) }, "more…"));
+  })().catch(() => {});
+  return node;
+}
+
 export async function catalogHome() {
   const items = await catalog.datasources();
   const claims = session.claims();
@@ -77,6 +104,7 @@ export async function catalogHome() {
       h("span", { class: "badge engine" }, ds.engine)),
     h("p", { class: "description" }, ds.description || h("span", { class: "muted" }, "No description")),
     h("p", {}, syncState(ds.name)),
+    tablePreview(ds.name),
     h("div", { class: "row" },
       h("a", { class: "button", href: href("catalog", ds.name) }, "Browse"),
       h("a", { class: "button", href: `#/sql?sql=${encodeURIComponent(`SELECT *\nFROM ${ds.name}.`)}` }, "Query"),
