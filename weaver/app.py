@@ -11,6 +11,7 @@ from aiohttp import web
 from weaver.api import datasources, glossary, health, metadata, query
 from weaver.auth import TokenVerifier
 from weaver.bootstrap import build_host
+from weaver.console import routes as console
 from weaver.keys import HOST, METRICS, OPENAPI_DOCUMENT, PRINCIPAL, QUERIES, ROUTES, SETTINGS
 from weaver.middleware import cors, decorate, make_api_guard, observe, trace_requests
 from weaver.observability import Metrics, setup_tracing, tracing_active
@@ -20,7 +21,7 @@ from weaver.responses import dumps
 from weaver.routing import RouteTable
 from weaver.settings import Settings
 
-RESOURCE_MODULES = (health, datasources, query, metadata, glossary)
+RESOURCE_MODULES = (health, datasources, query, metadata, glossary, console)
 
 
 def create_app(

@@ -48,7 +48,8 @@ _STATUS_TEXT = {
 def build_document(table: RouteTable) -> dict[str, Any]:
     # Bodies are documented as they are validated, responses as they are serialised.
     modes: dict[type[BaseModel], JsonSchemaMode] = {ProblemDetails: "serialization"}
-    for route in table.routes:
+    documented = [route for route in table.routes if route.documented]
+    for route in documented:
         if route.body is not None:
             modes[route.body] = "validation"
         if isinstance(route.response, type) and issubclass(route.response, BaseModel):
@@ -60,7 +61,7 @@ def build_document(table: RouteTable) -> dict[str, Any]:
     schema_ref = {model: refs[(model, mode)] for model, mode in ordered}
 
     paths: dict[str, dict[str, Any]] = {}
-    for route in table.routes:
+    for route in documented:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, schema_ref)
     return {
         "openapi": "3.1.0",

@@ -43,6 +43,8 @@ class Route:
     alternatives: Mapping[int, tuple[type[BaseModel], Mapping[str, str]]] = field(
         default_factory=dict
     )
+    # False for what is not API (the console's page and files): served, not documented.
+    documented: bool = True
 
 
 @dataclass
@@ -65,6 +67,7 @@ class RouteTable:
         headers: Mapping[str, str] | None = None,
         media_types: tuple[str, ...] = (),
         alternatives: Mapping[int, tuple[type[BaseModel], Mapping[str, str]]] | None = None,
+        documented: bool = True,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(
@@ -74,15 +77,16 @@ class RouteTable:
                     handler,
                     summary,
                     tag,
-                    role,
-                    body,
-                    query,
-                    response,
-                    status,
-                    errors,
-                    dict(headers or {}),
-                    media_types,
-                    dict(alternatives or {}),
+                    role=role,
+                    body=body,
+                    query=query,
+                    response=response,
+                    status=status,
+                    errors=errors,
+                    headers=dict(headers or {}),
+                    media_types=media_types,
+                    alternatives=dict(alternatives or {}),
+                    documented=documented,
                 )
             )
             return handler
