@@ -9,6 +9,7 @@ handler passes the verified caller to the tools in the ASGI scope.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -52,5 +53,21 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 
 async def _running(app: web.Application) -> AsyncIterator[None]:
-    async with app[MANAGER].run():
-        yield
+    # The manager's task group must be left in the task that entered it, and aiohttp
+    # may start and clean up an app in two different tasks: so it lives in its own.
+    started, stopping = asyncio.Event(), asyncio.Event()
+
+    async def run() -> None:
+        async with app[MANAGER].run():
+            started.set()
+            await stopping.wait()
+
+    task = asyncio.create_task(run(), name="weaver-mcp")
+    waiting = asyncio.ensure_future(started.wait())
+    await asyncio.wait([task, waiting], return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    if task.done():
+        task.result()  # it failed to start: say why
+    yield
+    stopping.set()
+    await task
