@@ -194,6 +194,7 @@ async def test_context_uses_the_glossary(client: Any, auth: Any, chain: str) -> 
     }
     assert (await client.post(f"{META}/glossary", json=term, headers=auth())).status == 201
     status, body = await get(client, f"{META}/context", auth(), q="turnover per city")
+    assert status == 200
     orders = next(t for t in body["tables"] if t["table"] == "chain.main.orders")
     assert orders["glossary"] == [{"term": "Revenue", "definition": "What orders bring in"}]
     assert "turnover: glossary term Revenue" in orders["matched"]
