@@ -21,13 +21,16 @@ from neo4j import AsyncManagedTransaction
 from weaver.joins import PathSearch
 from weaver.types import JoinHop, JoinPath, TableName
 
-# The foreign keys with either end in one of the given tables. Each table is found from
-# the tenant's DataSource node (the (tenant_id, name) constraint's index), so nothing of
-# another tenant is reached; an edge between two frontier tables is returned once.
+# The foreign keys with either end in one of the given tables, grouped by datasource.
+# Each datasource's tables are walked once from its DataSource node (found through the
+# tenant's (tenant_id, name) constraint index, so nothing of another tenant is reached)
+# and kept when their [schema, name] is asked for: one scan of the datasource per level,
+# not one per asked table. An edge between two asked tables is returned once.
 FOREIGN_KEYS_TOUCHING = """
-UNWIND $tables AS key
-MATCH (:DataSource {tenant_id: $tenant_id, name: key[0]})
-      -[:HAS_SCHEMA]->(:Schema {name: key[1]})-[:HAS_TABLE]->(t:Table {name: key[2]})
+UNWIND $groups AS group
+MATCH (:DataSource {tenant_id: $tenant_id, name: group.datasource})
+      -[:HAS_SCHEMA]->(s:Schema)-[:HAS_TABLE]->(t:Table)
+WHERE [s.name, t.name] IN group.tables
 MATCH (t)-[:HAS_COLUMN]->(:Column)-[r:REFERENCES]-(:Column)
 WITH DISTINCT r
 WITH startNode(r) AS source, endNode(r) AS target
@@ -35,6 +38,13 @@ RETURN source.datasource AS datasource, source.schema AS schema, source.table AS
        source.name AS column, target.schema AS ref_schema, target.table AS ref_table,
        target.name AS ref_column
 """
+
+
+def _groups(tables: Sequence[TableName]) -> list[dict[str, object]]:
+    by_datasource: dict[str, list[list[str]]] = {}
+    for table in tables:
+        by_datasource.setdefault(table.datasource, []).append([table.schema, table.table])
+    return [{"datasource": name, "tables": keys} for name, keys in sorted(by_datasource.items())]
 
 
 async def find_paths(
@@ -48,8 +58,7 @@ async def find_paths(
 ) -> list[JoinPath]:
     search = PathSearch(start, end, max_hops, bridges)
     while frontier := search.frontier():
-        tables = [[t.datasource, t.schema, t.table] for t in frontier]
-        result = await tx.run(FOREIGN_KEYS_TOUCHING, tenant_id=tenant_id, tables=tables)
+        result = await tx.run(FOREIGN_KEYS_TOUCHING, tenant_id=tenant_id, groups=_groups(frontier))
         search.expand(
             [
                 JoinHop(
