@@ -139,6 +139,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         "CREATE INDEX query_results_by_tenant ON query_results (tenant_id, stored_at)",
     ),
+    # Operations across backends not finished everywhere yet.
+    (
+        """CREATE TABLE repairs (
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            next_attempt_at TEXT,
+            document TEXT NOT NULL,
+            PRIMARY KEY (kind, key)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX repairs_due ON repairs (next_attempt_at)",
+    ),
 )
 
 
