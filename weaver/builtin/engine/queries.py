@@ -115,6 +115,8 @@ class SqliteRows:
         self._step_seconds = step_seconds
         self._on_close = on_close
         self._done = len(first) < FIRST_BATCH_ROWS
+        # A result that fitted in the first batch was ended by `start` already.
+        self._released = self._done
         self._closed = False
         names = tuple(description[0] for description in cursor.description or ())
         self._columns = _columns(names, tuple(column_types(len(names), first)))
@@ -149,7 +151,8 @@ class SqliteRows:
         reusable = not self._run.cancelled
         self._run.release()
         try:
-            await self._workers.step(Run(self._step_seconds), self._step_seconds, self._release)
+            if not self._released:
+                await self._workers.step(Run(self._step_seconds), self._step_seconds, self._release)
         finally:
             self._on_close()
         if reusable:
@@ -175,6 +178,10 @@ def start(
     try:
         cursor = attached.connection.execute(sql)
         first = cursor.fetchmany(FIRST_BATCH_ROWS)
+        if len(first) < FIRST_BATCH_ROWS:
+            # The whole result: end the statement here, saving the stream a trip to a
+            # thread to do it (most dashboard queries end within one batch).
+            cursor.close()
     except sqlite3.Error as error:
         run.release()
         attached.connection.close()
