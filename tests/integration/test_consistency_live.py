@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -40,29 +39,15 @@ pytestmark = live
 Client = TestClient[Any, Any]
 
 
-def _through(url: str, relay: Relay) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    address = f"127.0.0.1:{relay.port}"
-    return urlunsplit(
-        parts._replace(netloc=f"{netloc[0]}@{address}" if len(netloc) == 2 else address)
-    )
-
-
-def _target(url: str, default_port: int) -> tuple[str, int]:
-    parts = urlsplit(url)
-    return parts.hostname or "127.0.0.1", parts.port or default_port
-
-
 @pytest.fixture
 async def relays() -> AsyncIterator[dict[str, Relay]]:
     for name in ("MINDSDB_URL", "NEO4J_URI", "POSTGRES_DSN"):
         if not os.environ.get(name):
             pytest.fail(f"WEAVER_RUN_E2E=1 needs {name}")
     made = {
-        "mindsdb": Relay(*_target(os.environ["MINDSDB_URL"], 47334)),
-        "neo4j": Relay(*_target(os.environ["NEO4J_URI"], 7687)),
-        "pg": Relay(*_target(os.environ["POSTGRES_DSN"], 5432)),
+        "mindsdb": Relay.to(os.environ["MINDSDB_URL"], 47334),
+        "neo4j": Relay.to(os.environ["NEO4J_URI"], 7687),
+        "pg": Relay.to(os.environ["POSTGRES_DSN"], 5432),
     }
     for relay in made.values():
         await relay.start()
@@ -85,11 +70,11 @@ async def api(
 ) -> Client:
     settings = live_env.settings(
         tmp_path / "data",
-        MINDSDB_URL=_through(os.environ["MINDSDB_URL"], relays["mindsdb"]),
-        NEO4J_URI=_through(os.environ["NEO4J_URI"], relays["neo4j"]),
+        MINDSDB_URL=relays["mindsdb"].through(os.environ["MINDSDB_URL"]),
+        NEO4J_URI=relays["neo4j"].through(os.environ["NEO4J_URI"]),
         NEO4J_USER=os.environ.get("NEO4J_USER", "neo4j"),
         NEO4J_PASSWORD=os.environ.get("NEO4J_PASSWORD", ""),
-        POSTGRES_DSN=_through(os.environ["POSTGRES_DSN"], relays["pg"]),
+        POSTGRES_DSN=relays["pg"].through(os.environ["POSTGRES_DSN"]),
         WEAVER_METADATA_EXTERNAL_MODE="true",
         WEAVER_METADATA_PG_MODE="true",
         WEAVER_PLUGINS_STRICT="true",
@@ -109,7 +94,10 @@ def headers(api: Client, tenant: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def _created(api: Client, headers: dict[str, str], live_env: LiveEnv) -> str:
+async def _created(
+    api: Client, headers: dict[str, str], live_env: LiveEnv, tenant: str
+) -> tuple[str, Datasource]:
+    """A synced datasource of the tenant on a sample database: its name and record."""
     name = f"sales_{secrets.token_hex(3)}"
     response = await api.post(
         "/api/datasources",
@@ -119,7 +107,9 @@ async def _created(api: Client, headers: dict[str, str], live_env: LiveEnv) -> s
     assert response.status == 201, await response.text()
     synced = await api.post(f"/api/v1/metadata/datasources/{name}/sync", headers=headers)
     assert synced.status == 200, await synced.text()
-    return name
+    record = await api.app[HOST].get_datasource(tenant, name)
+    assert record is not None
+    return name, record
 
 
 async def _finished(host: Host, tenant: str, name: str) -> None:
@@ -147,9 +137,7 @@ async def test_a_removal_with_a_backend_down_is_finished_when_it_is_back(
     down: str,
 ) -> None:
     host: Host = api.app[HOST]
-    name = await _created(api, headers, live_env)
-    record = await host.get_datasource(tenant, name)
-    assert record is not None
+    name, record = await _created(api, headers, live_env, tenant)
 
     await relays[down].cut()
     assert (await api.delete(f"/api/datasources/{name}", headers=headers)).status == 204
@@ -179,9 +167,7 @@ async def test_a_sync_with_the_graph_store_down_is_recorded_and_finished_later(
     tenant: str,
 ) -> None:
     host: Host = api.app[HOST]
-    name = await _created(api, headers, live_env)
-    record = await host.get_datasource(tenant, name)
-    assert record is not None
+    name, record = await _created(api, headers, live_env, tenant)
     before = await _pg_snapshots(host, record)
 
     await relays["neo4j"].cut()
@@ -209,9 +195,7 @@ async def test_a_sync_with_the_snapshot_store_down_changes_nothing(
     tenant: str,
 ) -> None:
     host: Host = api.app[HOST]
-    name = await _created(api, headers, live_env)
-    record = await host.get_datasource(tenant, name)
-    assert record is not None
+    name, record = await _created(api, headers, live_env, tenant)
     graph = await host.load_metadata(record)
 
     await relays["pg"].cut()

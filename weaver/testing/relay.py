@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from urllib.parse import urlsplit, urlunsplit
 
 from weaver.testing.harness import free_port
 
@@ -20,9 +21,17 @@ class Relay:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    @classmethod
+    def to(cls, url: str, default_port: int) -> Relay:
+        """A relay to the server ``url`` names (``postgresql://…``, ``bolt://…``)."""
+        parts = urlsplit(url)
+        return cls(parts.hostname or "127.0.0.1", parts.port or default_port)
+
+    def through(self, url: str) -> str:
+        """``url`` with this relay in place of the server (credentials and path kept)."""
+        parts = urlsplit(url)
+        credentials, at, _ = parts.netloc.rpartition("@")
+        return urlunsplit(parts._replace(netloc=f"{credentials}{at}127.0.0.1:{self.port}"))
 
     async def start(self) -> None:
         if self._server is None:
