@@ -21,6 +21,7 @@ from weaver.queries.service import QueryService
 from weaver.responses import dumps
 from weaver.routing import RouteTable
 from weaver.settings import Settings
+from weaver.workflows.repairs import Repairer
 
 RESOURCE_MODULES = (health, datasources, query, metadata, agents, glossary, console)
 
@@ -65,9 +66,12 @@ def create_app(
 
 async def _plugin_lifecycle(app: web.Application) -> AsyncIterator[None]:
     host, queries = app[HOST], app[QUERIES]
+    repairer = Repairer(host)
     await host.startup()
     await queries.start()
+    await repairer.start()
     yield
+    await repairer.stop()
     # Queries still running end as failed ("the gateway stopped"), before the engines go.
     await queries.stop()
     await host.shutdown()
