@@ -43,7 +43,7 @@ Anything else is a bug: it is logged and answered 500 without details.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import ModuleType
 from typing import Literal, TypeVar
@@ -60,6 +60,8 @@ from weaver.types import (
     GuardRequest,
     HealthCheck,
     IdempotencyClaim,
+    JoinHop,
+    JoinPath,
     Page,
     PreparedQuery,
     Principal,
@@ -74,6 +76,7 @@ from weaver.types import (
     SnapshotSummary,
     SqlDialect,
     StoredResponse,
+    TableName,
 )
 
 PROJECT = "weaver"
@@ -305,6 +308,30 @@ def search_metadata(
     """Tables or columns of the tenant whose name contains ``text`` (case-insensitive),
     ordered by datasource, schema, table, column; ``page.after`` is the previous page's
     last hit as ``datasource.schema.table[.column]``. Rule: owner. Async allowed."""
+
+
+@hookspec("owner")
+def find_join_paths(
+    context: WeaverContext,
+    tenant_id: str,
+    start: TableName,
+    end: TableName,
+    max_hops: int,
+    bridges: Sequence[JoinHop],
+    limit: int,
+) -> list[JoinPath]:
+    """The shortest ways of joining table ``start`` to table ``end`` of the tenant, over
+    the foreign keys of its stored schema graphs and the ``bridges``.
+
+    Rule: owner (the store of the schema graph). Async allowed. Walk the graph breadth
+    first with `weaver.joins.PathSearch`, reading the foreign keys that touch each
+    level's tables (both ways: the referencing and the referenced side) from the graph of
+    the tenant only; the search decides the rest. ``bridges`` are joins between tables of
+    two datasources that the core derived from glossary terms (the store does not read
+    the glossary, which another plugin may own); they count as hops like foreign keys.
+    Returns at most ``limit`` paths, in the order the search lists them; an empty list
+    when none is within ``max_hops`` (1 to 6), or a table is not in the graph.
+    """
 
 
 @hookspec("each")

@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -45,6 +45,8 @@ from weaver.types import (
     GuardRequest,
     HealthCheck,
     IdempotencyClaim,
+    JoinHop,
+    JoinPath,
     Page,
     PreparedQuery,
     Principal,
@@ -59,6 +61,7 @@ from weaver.types import (
     SnapshotSummary,
     SqlDialect,
     StoredResponse,
+    TableName,
 )
 
 log = logging.getLogger(__name__)
@@ -333,6 +336,29 @@ class Host:
             "list[SearchHit]",
             await self._call_owner(
                 "search_metadata", tenant_id=tenant_id, text=text, kind=kind, page=page
+            ),
+        )
+
+    async def find_join_paths(
+        self,
+        tenant_id: str,
+        start: TableName,
+        end: TableName,
+        *,
+        max_hops: int,
+        bridges: Sequence[JoinHop],
+        limit: int,
+    ) -> list[JoinPath]:
+        return cast(
+            "list[JoinPath]",
+            await self._call_owner(
+                "find_join_paths",
+                tenant_id=tenant_id,
+                start=start,
+                end=end,
+                max_hops=max_hops,
+                bridges=bridges,
+                limit=limit,
             ),
         )
 

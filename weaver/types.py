@@ -204,6 +204,40 @@ def parse_search_key(kind: SearchKind, key: str | None) -> tuple[str, str, str, 
     raise ValueError("the cursor is not one this API issued")
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class TableName:
+    """A table as the tenant names it across datasources: ``datasource.schema.table``."""
+
+    datasource: str
+    schema: str
+    table: str
+
+    def __str__(self) -> str:
+        return f"{self.datasource}.{self.schema}.{self.table}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class JoinHop:
+    """Two columns of two tables that join: a foreign key (``from`` is the referencing
+    column, as stores report them), a bridge the glossary makes between datasources, or
+    one step of a `JoinPath` (``from`` on the side the walk comes from)."""
+
+    from_table: TableName
+    from_column: str
+    to_table: TableName
+    to_column: str
+
+    def reversed(self) -> JoinHop:
+        return JoinHop(self.to_table, self.to_column, self.from_table, self.from_column)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class JoinPath:
+    """A walk from one table to another, each hop starting where the previous one ended."""
+
+    hops: tuple[JoinHop, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class ResultColumn:
     name: str

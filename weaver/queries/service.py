@@ -33,6 +33,7 @@ from weaver.errors import (
     NotFound,
     Problem,
     QueryCancelled,
+    QueryFailed,
     TooManyQueries,
     problem_body,
 )
@@ -52,6 +53,7 @@ from weaver.types import (
 )
 from weaver.values import jsonable_row
 from weaver.workflows import query as query_workflow
+from weaver.workflows import suggestions
 
 log = logging.getLogger(__name__)
 
@@ -412,6 +414,8 @@ class QueryService:
             yield execution
         except BaseException as raised:
             error = raised
+            if isinstance(raised, QueryFailed):
+                await suggestions.explain(self.host, principal, raised, text)
             raise
         finally:
             gauge.dec()
@@ -511,6 +515,8 @@ class QueryService:
             }
         except BaseException as raised:
             error = raised
+            if isinstance(raised, QueryFailed):
+                await suggestions.explain(self.host, running.principal, raised, running.record.sql)
             with contextlib.suppress(Exception):
                 await self.host.delete_results(running.record.tenant_id, running.record.query_id)
         finally:

@@ -34,8 +34,8 @@ pytestmark = [
 
 class TestNeo4jStore(StoreContract):
     plugin = PLUGIN_NAME
-    # The schema graph and its search; the registry and the rest stay embedded.
-    plugin_hooks = ("store_metadata", "load_metadata", "search_metadata")
+    # The schema graph, its search and join paths; the registry and the rest stay embedded.
+    plugin_hooks = ("store_metadata", "load_metadata", "search_metadata", "find_join_paths")
 
     @pytest.fixture
     async def host(
@@ -50,6 +50,7 @@ class TestNeo4jStore(StoreContract):
             assert host.owner_of("store_metadata") == PLUGIN_NAME
             assert host.owner_of("load_metadata") == PLUGIN_NAME
             assert host.owner_of("search_metadata") == PLUGIN_NAME
+            assert host.owner_of("find_join_paths") == PLUGIN_NAME
             assert host.owner_of("save_datasource") == "embedded_store"
             yield host
 

@@ -153,6 +153,44 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         "CREATE INDEX repairs_due ON repairs (next_attempt_at)",
     ),
+    # Foreign keys of the current graphs as rows, so that a join-path search reads the
+    # keys touching a few tables by index instead of decoding whole graphs. Filled from
+    # the graphs already stored (those naming a column the graph lacks join nothing, and
+    # are left out); written with them from then on.
+    (
+        """CREATE TABLE foreign_keys (
+            tenant_id TEXT NOT NULL,
+            datasource TEXT NOT NULL,
+            schema_name TEXT NOT NULL,
+            table_name TEXT NOT NULL,
+            column_name TEXT NOT NULL,
+            ref_schema TEXT NOT NULL,
+            ref_table TEXT NOT NULL,
+            ref_column TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, datasource, schema_name, table_name, column_name)
+        ) WITHOUT ROWID""",
+        """CREATE INDEX foreign_keys_by_target
+            ON foreign_keys (tenant_id, datasource, ref_schema, ref_table)""",
+        """INSERT OR IGNORE INTO foreign_keys
+            SELECT g.tenant_id, g.datasource,
+                   json_extract(t.value, '$.schema'), json_extract(t.value, '$.name'),
+                   json_extract(c.value, '$.name'),
+                   json_extract(c.value, '$.references.schema'),
+                   json_extract(c.value, '$.references.table'),
+                   json_extract(c.value, '$.references.column')
+            FROM graphs AS g, json_each(g.document, '$.tables') AS t,
+                 json_each(t.value, '$.columns') AS c
+            WHERE json_type(c.value, '$.references') = 'object' AND EXISTS (
+                SELECT 1 FROM json_each(g.document, '$.tables') AS rt,
+                              json_each(rt.value, '$.columns') AS rc
+                WHERE json_extract(rt.value, '$.schema')
+                        = json_extract(c.value, '$.references.schema')
+                  AND json_extract(rt.value, '$.name')
+                        = json_extract(c.value, '$.references.table')
+                  AND json_extract(rc.value, '$.name')
+                        = json_extract(c.value, '$.references.column')
+            )""",
+    ),
 )
 
 
