@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from weaver import codec
-from weaver.api.models import Answer
+from weaver.api.models import Answer, Body
 from weaver.api.paging import ItemList, ListQuery, page_of
 from weaver.keys import HOST, principal_of
 from weaver.responses import json_response
@@ -25,9 +25,7 @@ PREFIX = "/api/v1/metadata/glossary"
 COLUMN_PATH = re.compile(r"^[a-z][a-z0-9_]*(\.[^.\s]+){3}$")
 
 
-class GlossaryTermIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class GlossaryTermIn(Body):
     term: str = Field(min_length=1, max_length=200)
     definition: str = Field(min_length=1, max_length=10_000)
     synonyms: list[str] = Field(default_factory=list, max_length=100)
