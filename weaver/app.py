@@ -12,7 +12,16 @@ from weaver.api import datasources, glossary, health, metadata, query
 from weaver.auth import TokenVerifier
 from weaver.bootstrap import build_host
 from weaver.console import routes as console
-from weaver.keys import HOST, METRICS, OPENAPI_DOCUMENT, PRINCIPAL, QUERIES, ROUTES, SETTINGS
+from weaver.keys import (
+    HOST,
+    METRICS,
+    OPENAPI_DOCUMENT,
+    PRINCIPAL,
+    QUERIES,
+    ROUTES,
+    SETTINGS,
+    TOKENS,
+)
 from weaver.middleware import cors, decorate, make_api_guard, observe, trace_requests
 from weaver.observability import Metrics, setup_tracing, tracing_active
 from weaver.openapi import build_document
@@ -39,11 +48,13 @@ def create_app(
     for module in RESOURCE_MODULES:
         table.extend(module.routes)
 
-    middlewares = [observe, cors, make_api_guard(TokenVerifier(settings))]
+    tokens = TokenVerifier(settings)
+    middlewares = [observe, cors, make_api_guard(tokens)]
     if tracing_active():
         middlewares.insert(0, trace_requests)
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[TOKENS] = tokens
     app[HOST] = host
     app[METRICS] = metrics = Metrics()
     metrics.record_build(
