@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from importlib.metadata import EntryPoint
 
@@ -32,6 +33,8 @@ from weaver.settings import Settings
 
 RESOURCE_MODULES = (health, datasources, query, metadata, glossary, console)
 
+log = logging.getLogger("weaver")
+
 
 def create_app(
     settings: Settings | None = None,
@@ -42,6 +45,8 @@ def create_app(
     """The gateway. ``environ`` carries third-party plugin flags and ``discovered``
     replaces entry-point discovery (both default to the real process's)."""
     settings = settings if settings is not None else Settings()
+    for warning in settings.secret_warnings():
+        log.warning(warning)
     setup_tracing()
     host = build_host(settings, environ=environ, discovered=discovered)
     table = RouteTable()
