@@ -22,6 +22,19 @@ from weaver.routing import Route
 from weaver.settings import Settings
 
 MAX_BODY = 256
+# Headers the gateway sets on some answers, each to be documented where it is sent.
+SET_HEADERS = (
+    "X-Request-Id",
+    "X-Query-Id",
+    "Location",
+    "Link",
+    "RateLimit",
+    "RateLimit-Policy",
+    "Retry-After",
+    "WWW-Authenticate",
+    "Accept-Encoding",
+    "Idempotent-Replayed",
+)
 
 
 def documented_routes(client: Any) -> list[Route]:
@@ -52,7 +65,7 @@ class Answers:
                     yield f"{method} {path} answered {status}, undocumented"
                     continue
                 declared = documented[str(status)].get("headers", {})
-                for name in ("X-Request-Id", "RateLimit", "WWW-Authenticate", "Retry-After"):
+                for name in SET_HEADERS:
                     if name in headers and name not in declared:
                         yield f"{method} {path} {status} sent {name}, undocumented"
 

@@ -73,6 +73,7 @@ def render(datasource: Datasource) -> dict[str, Any]:
     response=DatasourceOut,
     status=201,
     errors=(409, 422, 502),
+    headers={"Location": "the datasource's URL"},
 )
 async def create_datasource(request: web.Request, body: DatasourceCreate) -> web.StreamResponse:
     datasource = await workflow.register(

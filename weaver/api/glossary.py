@@ -75,6 +75,7 @@ def render(term: GlossaryTerm) -> dict[str, Any]:
     response=GlossaryTermOut,
     status=201,
     errors=(409, 422),
+    headers={"Location": "the term's URL"},
 )
 async def create_term(request: web.Request, body: GlossaryTermIn) -> web.StreamResponse:
     term = await workflow.create_term(
