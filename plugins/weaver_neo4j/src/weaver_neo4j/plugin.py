@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Literal, TypeVar
 
@@ -33,10 +33,13 @@ from weaver.settings import Settings
 from weaver.types import (
     Datasource,
     HealthCheck,
+    JoinHop,
+    JoinPath,
     Page,
     SchemaGraph,
     SearchHit,
     SearchKind,
+    TableName,
     parse_search_key,
 )
 from weaver_neo4j.graph import (
@@ -47,6 +50,7 @@ from weaver_neo4j.graph import (
     replace_graph,
     search_graph,
 )
+from weaver_neo4j.paths import find_paths
 from weaver_neo4j.schema import ensure_schema
 
 PLUGIN_NAME = "neo4j"
@@ -207,6 +211,20 @@ class Neo4jPlugin:
         self, tenant_id: str, text: str, kind: SearchKind, page: Page
     ) -> list[SearchHit]:
         return await self.catalog.search(tenant_id, text, kind, page)
+
+    @hookimpl
+    async def find_join_paths(
+        self,
+        tenant_id: str,
+        start: TableName,
+        end: TableName,
+        max_hops: int,
+        bridges: Sequence[JoinHop],
+        limit: int,
+    ) -> list[JoinPath]:
+        return await self.catalog.run(
+            "read", find_paths, tenant_id, start, end, max_hops, bridges, limit
+        )
 
     @hookimpl
     async def delete_metadata(self, datasource: Datasource) -> None:
