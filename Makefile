@@ -11,6 +11,9 @@ SERVICES_PKG := scripts
 HOST ?= 127.0.0.1
 PORT ?= 8000
 LOOPS ?= 2
+# Examples per operation and phase for `make fuzz`: 40 takes about 80 s here, schemathesis's
+# default of 100 about five minutes (make fuzz FUZZ_EXAMPLES=100).
+FUZZ_EXAMPLES ?= 40
 # Installs happen when a pyproject.toml changed since the last one, not on every command;
 # setuptools' notice about editable installs says nothing a user of this checkout needs.
 PIP := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet \
@@ -18,7 +21,7 @@ PIP := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet 
 CORE_STAMP := $(VENV)/.installed-core
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run install install-core test test-core lint bench services-up services-down \
+.PHONY: run install install-core test test-core lint fuzz bench services-up services-down \
         services-status integration-external-exit-gate clean
 
 # Serve on the embedded defaults: nothing to install but the package itself.
@@ -45,10 +48,11 @@ install-core: $(CORE_STAMP)
 
 install: $(DEV_STAMP)
 
-# Everything: real services up, then every suite, live ones included.
+# Everything: real services up, then every suite, live ones included, then the fuzzer.
 test: install
 	scripts/services.sh up
 	eval "$$(scripts/services.sh env)" && WEAVER_RUN_E2E=1 $(BIN)/pytest -q -rs
+	$(MAKE) fuzz
 
 # The core and the embedded defaults only: no server needed.
 test-core: install
@@ -60,6 +64,10 @@ lint: install
 	$(BIN)/mypy
 	for plugin in $(PLUGINS) $(EXAMPLES) $(SERVICES_PKG); do (cd $$plugin && $(CURDIR)/$(BIN)/mypy) || exit 1; done
 	$(BIN)/hadolint Dockerfile
+
+# schemathesis against a real `weaver serve`, from its /openapi.json (scripts/fuzz_api.py).
+fuzz: install
+	$(BIN)/python scripts/fuzz_api.py --max-examples $(FUZZ_EXAMPLES)
 
 bench: install
 	scripts/services.sh up

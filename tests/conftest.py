@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import BaseTestServer, TestClient
 
 from weaver import hookspecs
 from weaver.app import create_app
 from weaver.auth import mint_token
 from weaver.plugins import WeaverPluginManager
 from weaver.settings import Settings
-from weaver.testing import make_settings
+from weaver.testing import GatewayTestServer, make_settings
 
 TESTS = Path(__file__).resolve().parent
 # Every hook some test of this suite made the core call, as pluggy's monitoring saw it.
@@ -93,6 +94,24 @@ def auth(token: Callable[..., str]) -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {token(tenant, **kwargs)}"}
 
     return headers
+
+
+@pytest.fixture
+def aiohttp_client(aiohttp_client: ClientFactory) -> ClientFactory:
+    """pytest-aiohttp's client factory, serving an app the way `weaver serve` does, so that
+    what aiohttp answers by itself is answered here as in production."""
+
+    async def serve(
+        app: web.Application | BaseTestServer,
+        *,
+        server_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> TestClient[Any, Any]:
+        if isinstance(app, web.Application):
+            app = GatewayTestServer(app, **(server_kwargs or {}))
+        return await aiohttp_client(app, **kwargs)
+
+    return serve
 
 
 @pytest.fixture

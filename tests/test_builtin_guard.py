@@ -122,6 +122,31 @@ def test_refusal_carries_retry_after_in_whole_seconds() -> None:
     assert refused.value.headers["RateLimit"] == '"default";r=0;t=60'
 
 
+def test_a_refusal_says_the_same_wait_in_retry_after_and_t() -> None:
+    # 600/60s: once the burst is spent one request comes back every 0.1 s, not in 60 s.
+    policy = RateLimit(600, 60)
+    gcra = Gcra.from_policy(policy)
+    tat = None
+    for _ in range(600):
+        tat = gcra.check(tat, 0).tat_us
+    with pytest.raises(RateLimited) as refused:
+        enforce(policy, gcra.check(tat, 0))
+    assert refused.value.headers["Retry-After"] == "1"
+    assert refused.value.headers["RateLimit"] == '"default";r=0;t=1'
+    assert refused.value.type_uri.endswith("/rate-limited")
+
+
+def test_t_is_the_time_until_the_allowance_grows() -> None:
+    # 3/60s: one request's worth comes back every 20 s after it was spent.
+    policy = RateLimit(3, 60)
+    gcra = Gcra.from_policy(policy)
+    first = gcra.check(None, 0)
+    assert rate_limit_headers(policy, first)["RateLimit"] == '"default";r=2;t=20'
+    second = gcra.check(first.tat_us, 5 * MICROSECONDS)
+    # Spent at 0 s and at 5 s: the first comes back at 20 s, 15 s from now.
+    assert rate_limit_headers(policy, second)["RateLimit"] == '"default";r=1;t=15'
+
+
 def test_caller_key_cannot_be_forged_with_separators() -> None:
     editor = frozenset({"editor"})
     assert caller_key(Principal("c", "a:b", editor)) != caller_key(Principal("b:c", "a", editor))

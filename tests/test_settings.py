@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
+from weaver.app import create_app
 from weaver.bootstrap import ConfigurationError, build_host, encryption_key
 from weaver.secrets import SecretBox, SecretsError
 from weaver.settings import DEFAULT_JWT_SECRET, Settings
+from weaver.testing import make_settings
 
-STRONG = "x" * 40
+STRONG = "kq7LrV2x9TzN4bW8cYpE1mHs6JdG3fUa0oRi"
 
 
 def production(tmp_path: Path, **overrides: str) -> Settings:
@@ -71,6 +74,10 @@ def test_bad_rate_limit_is_refused() -> None:
         ({"JWT_SECRET_KEY": "short"}, "shorter than 32"),
         ({"ENCRYPTION_KEY": ""}, "ENCRYPTION_KEY is not set"),
         ({"ENCRYPTION_KEY": "dev_encryption_key_32chars"}, "ENCRYPTION_KEY is shorter"),
+        ({"ENCRYPTION_KEY": " " * 40}, "ENCRYPTION_KEY is made of fewer than 8"),
+        ({"ENCRYPTION_KEY": "k" * 40}, "ENCRYPTION_KEY is made of fewer than 8"),
+        ({"ENCRYPTION_KEY": "abc123 " * 6}, "ENCRYPTION_KEY is made of fewer than 8"),
+        ({"JWT_SECRET_KEY": "\t" * 40}, "JWT_SECRET_KEY is made of fewer than 8"),
         (
             {"WEAVER_METADATA_EXTERNAL_MODE": "true", "NEO4J_PASSWORD": "weaver_dev_password"},
             "NEO4J_PASSWORD",
@@ -87,6 +94,41 @@ def test_production_refuses_weak_settings(
 def test_production_accepts_strong_settings(tmp_path: Path) -> None:
     host = build_host(production(tmp_path), environ={})
     assert host.context.settings.is_production
+
+
+@pytest.mark.parametrize(
+    "key",
+    # What the usual generators print: hex (16 symbols) and URL-safe base64.
+    ["9f86d081884c7d659a2feaa0c55ad015", "E3w0Qv_Kz9l2hY6mTq1RbN8cXs4uJf7GdA5pWiLoVtM"],
+)
+def test_generated_keys_pass(tmp_path: Path, key: str) -> None:
+    assert (
+        production(tmp_path, JWT_SECRET_KEY=key, ENCRYPTION_KEY=key).production_problems(
+            neo4j_enabled=False
+        )
+        == []
+    )
+
+
+def test_development_warns_of_a_weak_secret_it_was_given(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path, APP_ENV="development", JWT_SECRET_KEY="my-pet")
+    with caplog.at_level(logging.WARNING, logger="weaver"):
+        create_app(settings)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(w.startswith("JWT_SECRET_KEY is shorter than 32 bytes") for w in warnings)
+    # The warning names the setting, never its value.
+    assert "my-pet" not in caplog.text
+
+
+def test_development_says_nothing_of_its_own_defaults(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path, APP_ENV="development", JWT_SECRET_KEY=DEFAULT_JWT_SECRET)
+    with caplog.at_level(logging.WARNING, logger="weaver"):
+        create_app(settings)
+    assert not [r for r in caplog.records if "JWT_SECRET_KEY" in r.getMessage()]
 
 
 def test_development_key_is_generated_once_and_kept(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from importlib.metadata import EntryPoint
 
@@ -12,7 +13,16 @@ from weaver.api import agents, datasources, glossary, health, metadata, query
 from weaver.auth import TokenVerifier
 from weaver.bootstrap import build_host
 from weaver.console import routes as console
-from weaver.keys import HOST, METRICS, OPENAPI_DOCUMENT, PRINCIPAL, QUERIES, ROUTES, SETTINGS
+from weaver.keys import (
+    HOST,
+    METRICS,
+    OPENAPI_DOCUMENT,
+    PRINCIPAL,
+    QUERIES,
+    ROUTES,
+    SETTINGS,
+    TOKENS,
+)
 from weaver.mcp import route as mcp
 from weaver.middleware import cors, decorate, make_api_guard, observe, trace_requests
 from weaver.observability import Metrics, setup_tracing, tracing_active
@@ -25,6 +35,8 @@ from weaver.workflows.repairs import Repairer
 
 RESOURCE_MODULES = (health, datasources, query, metadata, agents, glossary, console)
 
+log = logging.getLogger("weaver")
+
 
 def create_app(
     settings: Settings | None = None,
@@ -35,17 +47,21 @@ def create_app(
     """The gateway. ``environ`` carries third-party plugin flags and ``discovered``
     replaces entry-point discovery (both default to the real process's)."""
     settings = settings if settings is not None else Settings()
+    for warning in settings.secret_warnings():
+        log.warning(warning)
     setup_tracing()
     host = build_host(settings, environ=environ, discovered=discovered)
     table = RouteTable()
     for module in RESOURCE_MODULES:
         table.extend(module.routes)
 
-    middlewares = [observe, cors, make_api_guard(TokenVerifier(settings))]
+    tokens = TokenVerifier(settings)
+    middlewares = [observe, cors, make_api_guard(tokens)]
     if tracing_active():
         middlewares.insert(0, trace_requests)
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[TOKENS] = tokens
     app[HOST] = host
     app[METRICS] = metrics = Metrics()
     metrics.record_build(

@@ -17,8 +17,6 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import get_args
 
-from aiohttp import web
-
 from weaver import __version__
 from weaver.auth import mint_token
 from weaver.bootstrap import ConfigurationError, build_host
@@ -285,21 +283,20 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 def _run_worker(host: str, port: int, reuse_port: bool) -> None:
     from weaver.app import create_app
+    from weaver.server import serve
 
     settings = Settings.load()
     setup_logging(settings.log_level, json_lines=settings.is_production)
     setup_error_tracking(settings)
     url = _url(host, port)
-    web.run_app(
+    serve(
         create_app(settings),
         host=host,
         port=port,
-        reuse_port=reuse_port or None,
-        access_log=None,
-        # aiohttp's banner spans two lines; one log line says the same.
-        print=lambda _text: log.info("serving on %s", url),
+        reuse_port=reuse_port,
         keepalive_timeout=75,
-        loop=new_event_loop(),
+        on_ready=lambda: log.info("serving on %s", url),
+        loop_factory=new_event_loop,
     )
 
 

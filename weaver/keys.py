@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from weaver.auth import TokenVerifier
 from weaver.host import Host
 from weaver.observability import Metrics
 from weaver.queries.service import QueryService
@@ -17,6 +18,7 @@ SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 ROUTES = web.AppKey("routes", RouteTable)
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", bytes)
+TOKENS = web.AppKey("tokens", TokenVerifier)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal)

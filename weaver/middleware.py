@@ -9,6 +9,7 @@ import re
 import time
 
 from aiohttp import web
+from aiohttp.http_exceptions import ContentEncodingError, ContentLengthError
 from aiohttp.typedefs import Handler, Middleware
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -58,6 +59,16 @@ def _as_problem(exc: web.HTTPException) -> errors.Problem:
     if exc.status == 405 and "Allow" in exc.headers:
         problem.headers["Allow"] = exc.headers["Allow"]
     return problem
+
+
+def unreadable_body(exc: web.RequestPayloadError) -> errors.BadRequest:
+    """The problem for a body aiohttp could not read (it raises when the handler reads)."""
+    cause = exc.__cause__
+    if isinstance(cause, ContentEncodingError):
+        return errors.BadRequest("the body is not encoded as its Content-Encoding says")
+    if isinstance(cause, ContentLengthError):
+        return errors.BadRequest("the body is shorter than its Content-Length")
+    return errors.BadRequest("the body could not be read as sent")
 
 
 def new_request_id() -> str:
@@ -127,6 +138,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             if exc.status < 400:
                 raise
             response = problem_response(_as_problem(exc), request_id)
+        except web.RequestPayloadError as exc:
+            # The client's mistake, found while reading its body: not worth a traceback.
+            response = problem_response(unreadable_body(exc), request_id)
         except Exception:
             log.exception("unhandled error", extra={"route": route})
             response = problem_response(

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from weaver import __version__
+from weaver.ratelimit import IDEMPOTENT_METHODS
 from weaver.routing import Route, RouteTable
 
 REF = "#/components/schemas/{model}"
@@ -33,12 +34,13 @@ _STATUS_TEXT = {
     403: "The caller lacks the role",
     404: "Not found (or another tenant's)",
     406: "None of the media types the operation answers is acceptable",
-    409: "Conflict",
+    409: "Conflict (or a request with this Idempotency-Key still in progress)",
     410: "Gone (expired)",
     413: "Body too large",
-    415: "The body is not JSON",
-    422: "Invalid input",
+    415: "The body is not JSON, or is in a Content-Encoding the API does not decode",
+    422: "Invalid input (or an Idempotency-Key already used for another request)",
     429: "Rate limited (or too many queries)",
+    500: "An unexpected error; quote the request id",
     502: "The backend refused",
     503: "A backend is unavailable",
     504: "The backend timed out",
@@ -110,7 +112,8 @@ def _operation(route: Route, schema_ref: dict[type[BaseModel], Any]) -> dict[str
             "required": True,
             "content": {"application/json": {"schema": schema_ref[route.body]}},
         }
-    guarded = route.role is not None
+    # The guard middleware's path: every call under it is authenticated and guarded.
+    guarded = route.path.startswith("/api/")
     success: dict[str, Any] = {"description": route.summary, "headers": _headers(route, guarded)}
     if route.response is not None:
         success["content"] = {"application/json": {"schema": schema_ref[route.response]}}
@@ -125,23 +128,41 @@ def _operation(route: Route, schema_ref: dict[type[BaseModel], Any]) -> dict[str
         }
         responses[str(status)] = other
     problem = {"application/problem+json": {"schema": schema_ref[ProblemDetails]}}
-    codes = set(route.errors)
+    operation["responses"] = responses
+    for code in sorted(answered_statuses(route) - {int(status) for status in responses}):
+        answer: dict[str, Any] = {"description": _STATUS_TEXT[code], "content": problem}
+        answer["headers"] = _headers(route, guarded, problem=code)
+        responses[str(code)] = answer
     if guarded:
         operation["security"] = [{"bearer": []}]
-        # Every /api call is authenticated, rate limited, and refused (503) when the
-        # guard's backend is down and the guard fails closed.
-        codes |= {401, 403, 429, 503}
+    return operation
+
+
+def answered_statuses(route: Route) -> set[int]:
+    """Every status the layers a request to ``route`` passes through can answer, beside
+    the route's own successes."""
+    # The handler's own, and the request pipeline's answer to anything unexpected.
+    codes = set(route.errors) | {500}
+    if route.path.startswith("/api/"):
+        # Authenticated, its size checked before it is read, rate limited, and refused
+        # (503) when the guard's backend is down and the guard fails closed.
+        codes |= {401, 413, 429, 503}
+        if route.method in IDEMPOTENT_METHODS:
+            # An Idempotency-Key that is malformed (400), still in flight (409), or was
+            # used for another request (422).
+            codes |= {400, 409, 422}
+    if route.role is not None:
+        codes.add(403)
     if route.body is not None:
+        # Unparseable or undecodable (400), too large once decoded (413), not JSON or in
+        # an unknown coding (415), invalid (422).
         codes |= {400, 413, 415, 422}
     if route.query is not None:
+        # A cursor this API did not issue (400), an invalid parameter (422).
         codes |= {400, 422}
-    for code in sorted(codes):
-        if str(code) not in responses:
-            answer: dict[str, Any] = {"description": _STATUS_TEXT[code], "content": problem}
-            answer["headers"] = _headers(route, guarded, problem=code)
-            responses[str(code)] = answer
-    operation["responses"] = responses
-    return operation
+    if route.media_types:
+        codes.add(406)
+    return codes
 
 
 _HEADER_TEXT = {
@@ -149,6 +170,17 @@ _HEADER_TEXT = {
     "RateLimit-Policy": "The caller's rate limit (IETF draft)",
     "RateLimit": "What is left of the caller's rate limit (IETF draft)",
     "Retry-After": "Seconds to wait before trying again",
+    "Idempotent-Replayed": "true when this is the stored answer to an earlier request with"
+    " the same Idempotency-Key",
+    "WWW-Authenticate": "The Bearer challenge",
+    "Accept-Encoding": "The content codings a body may be sent in",
+}
+# Headers a problem of a given status carries, beside those of every answer.
+_PROBLEM_HEADERS = {
+    401: ("WWW-Authenticate",),
+    415: ("Accept-Encoding",),
+    429: ("Retry-After",),
+    503: ("Retry-After",),
 }
 
 
@@ -162,8 +194,11 @@ def _headers(
     if guarded:
         names["RateLimit-Policy"] = _HEADER_TEXT["RateLimit-Policy"]
         names["RateLimit"] = _HEADER_TEXT["RateLimit"]
-    if problem in (429, 503):
-        names["Retry-After"] = _HEADER_TEXT["Retry-After"]
+    for name in _PROBLEM_HEADERS.get(problem or 0, ()):
+        names[name] = _HEADER_TEXT[name]
+    if guarded and route.method in IDEMPOTENT_METHODS and (problem is None or problem < 500):
+        # Any answer but a 5xx is stored and replayed to a repeat with the same key.
+        names["Idempotent-Replayed"] = _HEADER_TEXT["Idempotent-Replayed"]
     if extra is not None:
         names.update(extra)
     elif problem is None:

@@ -96,11 +96,36 @@ def whole_seconds(microseconds: int) -> int:
 
 def rate_limit_headers(policy: RateLimit, verdict: Verdict) -> dict[str, str]:
     """The IETF httpapi ratelimit-headers fields, in their structured-field form:
-    ``RateLimit-Policy: "default";q=600;w=60`` and ``RateLimit: "default";r=599;t=1``."""
+    ``RateLimit-Policy: "default";q=600;w=60`` and ``RateLimit: "default";r=599;t=1``.
+
+    ``t`` is what draft 11 calls the effective window: the seconds within which the
+    caller can use no more than ``r`` (draft 10: until more quota is made available).
+    Under GCRA that is until the allowance grows by one, or, for a refused request, until
+    one request will be admitted — the `Retry-After` of the 429, which the draft says may
+    not be earlier than ``t``. (The time until the whole allowance is back, ``reset_us``,
+    is not it: more than ``r`` may be used well before then.)"""
     return {
         "RateLimit-Policy": _policy_field(policy.requests, policy.window_seconds),
-        "RateLimit": f'"{POLICY_NAME}";r={verdict.remaining};t={whole_seconds(verdict.reset_us)}',
+        "RateLimit": f'"{POLICY_NAME}";r={verdict.remaining};t={_window(policy, verdict)}',
     }
+
+
+def _window(policy: RateLimit, verdict: Verdict) -> int:
+    if not verdict.allowed:
+        return _retry_after(verdict)
+    interval_us = _interval_us(policy.requests, policy.window_seconds)
+    # The allowance grows by one each interval, counted from when the debt started.
+    return whole_seconds(verdict.reset_us % interval_us or interval_us)
+
+
+def _retry_after(verdict: Verdict) -> int:
+    """A refused caller's wait for one request, in whole seconds (at least one)."""
+    return max(1, whole_seconds(verdict.retry_after_us))
+
+
+@functools.lru_cache(maxsize=16)
+def _interval_us(requests: int, window_seconds: int) -> int:
+    return Gcra(requests, window_seconds * MICROSECONDS).interval_us
 
 
 @functools.lru_cache(maxsize=16)
@@ -112,7 +137,7 @@ def enforce(policy: RateLimit, verdict: Verdict) -> dict[str, str]:
     """The headers for an admitted request; raise `RateLimited` for a refused one."""
     headers = rate_limit_headers(policy, verdict)
     if not verdict.allowed:
-        retry_after = max(1, whole_seconds(verdict.retry_after_us))
+        retry_after = _retry_after(verdict)
         raise RateLimited(
             f"rate limit of {policy.requests} requests per {policy.window_seconds}s exceeded; "
             f"retry in {retry_after}s",

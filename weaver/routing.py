@@ -20,6 +20,10 @@ from weaver.types import Principal, Role
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 Handler = Callable[..., Awaitable[web.StreamResponse]]
+# The content codings aiohttp decodes a body from before a handler reads it (br and zstd
+# where their packages are installed; otherwise aiohttp refuses them itself, see
+# `weaver.server`). A body in any other coding would reach the handler still encoded.
+DECODED_CODINGS = frozenset({"identity", "gzip", "deflate", "br", "zstd"})
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,12 @@ async def read_json(request: web.Request) -> Any:
         "+json"
     ):
         raise UnsupportedMediaType("send the body as application/json")
+    coding = request.headers.get("Content-Encoding", "").strip().lower() or "identity"
+    if coding not in DECODED_CODINGS:
+        raise UnsupportedMediaType(
+            "the body's Content-Encoding is not one this API decodes",
+            headers={"Accept-Encoding": "gzip, deflate"},
+        )
     raw = await request.read()
     if not raw.strip():
         raise BadRequest("a JSON body is required")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
@@ -14,6 +15,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_JWT_SECRET = "weaver-dev-secret-change-me"
 DEFAULT_NEO4J_PASSWORDS = frozenset({"", "neo4j", "password", "weaver_dev_password"})
 MIN_SECRET_BYTES = 32
+# A secret made of fewer distinct characters than this is a placeholder, not a key.
+MIN_SECRET_CHARACTERS = 8
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Settings whose values never appear in an error message, whatever is wrong with them.
 _SECRET_NAME = re.compile(r"secret|password|key|dsn|token", re.IGNORECASE)
@@ -243,15 +246,46 @@ class Settings(BaseSettings):
         problems = []
         if self.jwt_secret_key == DEFAULT_JWT_SECRET:
             problems.append("JWT_SECRET_KEY is the development default")
-        elif len(self.jwt_secret_key.encode()) < MIN_SECRET_BYTES:
-            problems.append(f"JWT_SECRET_KEY is shorter than {MIN_SECRET_BYTES} bytes")
+        elif weakness := secret_weakness(self.jwt_secret_key):
+            problems.append(f"JWT_SECRET_KEY is {weakness}")
         if not self.encryption_key:
             problems.append("ENCRYPTION_KEY is not set")
-        elif len(self.encryption_key.encode()) < MIN_SECRET_BYTES:
-            problems.append(f"ENCRYPTION_KEY is shorter than {MIN_SECRET_BYTES} bytes")
+        elif weakness := secret_weakness(self.encryption_key):
+            problems.append(f"ENCRYPTION_KEY is {weakness}")
         if neo4j_enabled and self.neo4j_password in DEFAULT_NEO4J_PASSWORDS:
             problems.append("NEO4J_PASSWORD is empty or a well-known default")
         return problems
+
+    def secret_warnings(self) -> list[str]:
+        """Outside production, what production would refuse in the secrets someone set
+        (the development defaults are meant to be weak, and say so in their names)."""
+        if self.is_production:
+            return []
+        warnings = []
+        if self.jwt_secret_key != DEFAULT_JWT_SECRET and (
+            weakness := secret_weakness(self.jwt_secret_key)
+        ):
+            warnings.append(f"JWT_SECRET_KEY is {weakness}: anyone who guesses it mints tokens")
+        if self.encryption_key and (weakness := secret_weakness(self.encryption_key)):
+            warnings.append(f"ENCRYPTION_KEY is {weakness}: datasource secrets are not safe")
+        return warnings
+
+
+def secret_weakness(secret: str) -> str | None:
+    """Why ``secret`` is too weak to sign tokens or seal secrets with; None when no rule
+    here finds it weak.
+
+    Two rules, both about what a key is made of rather than a guess at how guessable it
+    is: at least 32 bytes, and at least 8 distinct characters besides whitespace. They
+    refuse a blank key, one character repeated, a short pattern typed over and over; no
+    rule can tell a random key from a memorable phrase of the same length, so make keys
+    with a generator (``python -c "import secrets; print(secrets.token_urlsafe(32))"``).
+    """
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        return f"shorter than {MIN_SECRET_BYTES} bytes"
+    if len(set(secret) - set(string.whitespace)) < MIN_SECRET_CHARACTERS:
+        return f"made of fewer than {MIN_SECRET_CHARACTERS} distinct characters"
+    return None
 
 
 class SettingsError(ValueError):

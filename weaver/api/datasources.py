@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from weaver import sql
-from weaver.api.models import Answer
+from weaver.api.models import Answer, Body
 from weaver.api.paging import ItemList, ListQuery, page_of
 from weaver.keys import HOST, principal_of
 from weaver.responses import json_response
@@ -22,9 +22,7 @@ routes = RouteTable()
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 
 
-class DatasourceCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DatasourceCreate(Body):
     name: str = Field(pattern=NAME_PATTERN)
     engine: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
     connection: dict[str, Any]
@@ -38,9 +36,7 @@ class DatasourceCreate(BaseModel):
         return value
 
 
-class DatasourceUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DatasourceUpdate(Body):
     connection: dict[str, Any] | None = None
     description: str | None = Field(None, max_length=2000)
 
@@ -77,6 +73,7 @@ def render(datasource: Datasource) -> dict[str, Any]:
     response=DatasourceOut,
     status=201,
     errors=(409, 422, 502),
+    headers={"Location": "the datasource's URL"},
 )
 async def create_datasource(request: web.Request, body: DatasourceCreate) -> web.StreamResponse:
     datasource = await workflow.register(

@@ -8,7 +8,8 @@ from typing import Any, Literal
 from aiohttp import web
 
 from weaver.api.models import Answer, OpenAnswer
-from weaver.keys import HOST, METRICS, OPENAPI_DOCUMENT
+from weaver.errors import Unauthorized
+from weaver.keys import HOST, METRICS, OPENAPI_DOCUMENT, SETTINGS, TOKENS
 from weaver.responses import json_response
 from weaver.routing import RouteTable
 from weaver.types import HealthCheck
@@ -66,13 +67,30 @@ async def ready(request: web.Request) -> web.StreamResponse:
     for name, check in checks.items():
         metrics.plugin_up.labels(name).set(1 if check.status == "up" else 0)
     degraded = any(check.status == "down" for check in checks.values())
+    detailed = _may_see_details(request)
     return json_response(
         {
             "status": "degraded" if degraded else "ready",
-            "checks": {name: _check_body(check) for name, check in checks.items()},
+            "checks": {
+                name: _check_body(check) if detailed else {"status": check.status}
+                for name, check in checks.items()
+            },
         },
         status=503 if degraded else 200,
     )
+
+
+def _may_see_details(request: web.Request) -> bool:
+    """Whether the caller may read the checks' details. A probe needs only the statuses;
+    versions and errors tell an attacker what to aim at, so in production they need a
+    valid token (any role)."""
+    if not request.app[SETTINGS].is_production:
+        return True
+    try:
+        request.app[TOKENS].verify(request.headers.get("Authorization"))
+    except Unauthorized:
+        return False
+    return True
 
 
 @routes.route(

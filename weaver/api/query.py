@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
 
-from weaver.api.models import Answer
+from weaver.api.models import Answer, Body
 from weaver.api.paging import ItemList, ListQuery, page_of
 from weaver.errors import Problem, Unprocessable, field_error, problem_body
 from weaver.keys import QUERIES, REQUEST_ID, SETTINGS, principal_of
@@ -45,13 +45,10 @@ STREAMED_MEDIA_TYPES = (
 )
 
 
-class QueryRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class QueryRequest(Body):
     sql: str = Field(min_length=1, max_length=100_000)
-    # Strict: "5" or true is a mistake in the request, not a number.
-    limit: StrictInt | None = Field(None, ge=1)
-    timeout_seconds: StrictFloat | StrictInt | None = Field(None, gt=0)
+    limit: int | None = Field(None, ge=1)
+    timeout_seconds: float | None = Field(None, gt=0)
 
 
 class ResultColumnOut(Answer):

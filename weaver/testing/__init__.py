@@ -29,11 +29,13 @@ from __future__ import annotations
 from weaver.testing.engine import EngineContract
 from weaver.testing.guard import GuardContract
 from weaver.testing.harness import PluginContract, free_port, make_settings, running_host
+from weaver.testing.http import GatewayTestServer
 from weaver.testing.queries import QueryStoreContract
 from weaver.testing.store import StoreContract
 
 __all__ = [
     "EngineContract",
+    "GatewayTestServer",
     "GuardContract",
     "PluginContract",
     "QueryStoreContract",

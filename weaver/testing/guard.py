@@ -135,8 +135,13 @@ class GuardContract(PluginContract):
         with pytest.raises(RateLimited) as refused:
             await host.guard_request(guard_request(principal))
         headers = refused.value.headers
-        assert 1 <= int(headers["Retry-After"]) <= policy.window_seconds
-        assert structured_item(headers, "RateLimit")[1]["r"] == "0"
+        retry_after = int(headers["Retry-After"])
+        assert 1 <= retry_after <= policy.window_seconds
+        _, current = structured_item(headers, "RateLimit")
+        assert current["r"] == "0"
+        # The draft: Retry-After may not name a time before the end of the effective
+        # window ``t``, within which no more than ``r`` (here none) may be used.
+        assert 1 <= int(current["t"]) <= retry_after
         structured_item(headers, "RateLimit-Policy")
 
     async def test_callers_and_tenants_are_counted_apart(self, host: Host) -> None:
