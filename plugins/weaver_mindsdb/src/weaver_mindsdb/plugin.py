@@ -35,7 +35,9 @@ from weaver_mindsdb.service import DIALECT, MindsDB
 
 log = logging.getLogger(__name__)
 
-# Connections kept open to MindsDB; its HTTP server answers each request in a thread.
+# Requests to MindsDB at once. Its HTTP server holds one worker thread per request for
+# the whole answer (10 by default, queueing the rest unseen); scripts/services.sh starts
+# it with as many as this (``api.http.a2wsgi.workers``), and so should any deployment.
 POOL_SIZE = 32
 
 
@@ -108,6 +110,7 @@ class MindsDBPlugin:
         if connected.reconciler is not None:
             connected.reconciler.cancel()
             await asyncio.gather(connected.reconciler, return_exceptions=True)
+        connected.engine.close()
         await connected.session.close()
 
     @hookimpl
