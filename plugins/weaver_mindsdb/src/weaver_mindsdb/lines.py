@@ -24,6 +24,8 @@ import orjson
 
 # A line up to this size is read whole; a longer one is parsed as it arrives.
 LINE_BYTES = 8 * 1024 * 1024
+# The most the first line may take (column names, or an error quoting the statement).
+HEAD_BYTES = 1024 * 1024
 # The most one row may take in the answer (a row is parsed whole even on the slow path).
 ROW_BYTES = 64 * 1024 * 1024
 # Rows handed on at a time from a line parsed as it arrives.
@@ -52,11 +54,13 @@ class AnswerLines:
         chunks: AsyncIterator[bytes],
         *,
         line_bytes: int = LINE_BYTES,
+        head_bytes: int = HEAD_BYTES,
         row_bytes: int = ROW_BYTES,
         batch_rows: int = BATCH_ROWS,
     ) -> None:
         self._chunks = chunks
         self._line_bytes = line_bytes
+        self._head_bytes = head_bytes
         self._row_bytes = row_bytes
         self._batch_rows = batch_rows
         self._buffer = bytearray()
@@ -66,7 +70,7 @@ class AnswerLines:
 
     async def first(self) -> dict[str, Any]:
         """The first line: the column names, or MindsDB's error."""
-        line = await self._line()
+        line = await self._line(self._head_bytes)
         if line is None:
             raise MalformedAnswer("the query engine sent an empty answer")
         if isinstance(line, _LongLine):
@@ -80,7 +84,7 @@ class AnswerLines:
         """Row batches until the answer ends; a line that is not rows raises
         `MalformedAnswer` (an error object is handed to the caller as `EmbeddedError`)."""
         while True:
-            line = await self._line()
+            line = await self._line(self._line_bytes)
             if line is None:
                 return
             if isinstance(line, _LongLine):
@@ -106,12 +110,12 @@ class AnswerLines:
         self._buffer += chunk
         return True
 
-    async def _line(self) -> bytes | _LongLine | None:
+    async def _line(self, most: int) -> bytes | _LongLine | None:
         """The next whole line (without its newline), the start of one too long to hold,
         or None once the answer has ended."""
         while True:
             end = self._buffer.find(b"\n", self._scanned)
-            if end >= 0:
+            if 0 <= end <= most:
                 line = bytes(self._buffer[:end])
                 del self._buffer[: end + 1]
                 self._scanned = 0
@@ -119,7 +123,7 @@ class AnswerLines:
                     return line
                 continue
             self._scanned = len(self._buffer)
-            if len(self._buffer) > self._line_bytes:
+            if end > most or len(self._buffer) > most:
                 prefix = bytes(self._buffer)
                 self._buffer.clear()
                 self._scanned = 0
@@ -147,7 +151,8 @@ class AnswerLines:
                 piece = piece[:end]
             before = len(rows)
             try:
-                parser.send(piece)
+                if piece:  # an empty send would end the parser's input
+                    parser.send(piece)
                 if end >= 0:
                     parser.close()
             except ijson.JSONError as error:
@@ -159,10 +164,11 @@ class AnswerLines:
                 raise MalformedAnswer(
                     f"a row of the answer is larger than {self._row_bytes // (1024 * 1024)} MiB"
                 )
-            if len(rows) >= self._batch_rows or (end >= 0 and rows):
-                _check_rows(rows)
-                yield list(rows)
-                del rows[:]
+            while len(rows) >= self._batch_rows or (end >= 0 and rows):
+                batch = rows[: self._batch_rows]
+                del rows[: self._batch_rows]
+                _check_rows(batch)
+                yield batch
             if end >= 0:
                 return
             piece = await self._next_piece()
