@@ -64,8 +64,7 @@ CALLERS = {
     ),
     "$1 read as a column": (
         derived(
-            '    column "$1" does not exist\n    LINE 3: WHERE id = "$1"\n'
-            "                       ^",
+            '    column "$1" does not exist\n    LINE 3: WHERE id = "$1"\n                       ^',
             "SELECT id AS id FROM big WHERE id = `$1`",
         ),
         'sales (postgres): column "$1" does not exist',
@@ -154,16 +153,13 @@ def test_an_unparseable_statement_keeps_the_reason_not_the_rewritten_text() -> N
 ENGINES = {
     "a poisoned pooled connection": f"[postgres/{INTERNAL}]: the connection is closed",
     "a lost connection (HTTP 500 detail)": "the connection is lost",
-    "a refused connection": f"Can't connect to db: connection to server at \"db\" failed",
+    "a refused connection": 'Can\'t connect to db: connection to server at "db" failed',
     "the source timing out": derived(
         "    canceling statement due to statement timeout", "SELECT * FROM big"
     ),
-    "a database that is gone": derived(
-        '    database "gone" does not exist', "SELECT * FROM big"
-    ),
+    "a database that is gone": derived('    database "gone" does not exist', "SELECT * FROM big"),
     "the source out of connections": derived(
-        "    remaining connection slots are reserved for non-replication superuser "
-        "connections",
+        "    remaining connection slots are reserved for non-replication superuser connections",
         "SELECT 1",
     ),
 }
