@@ -4,7 +4,7 @@
 MindsDB answers a SQL request with HTTP 200 whether it worked or not; the body's ``type``
 says which (``table``, ``ok`` or ``error``). This module turns those answers into values
 and three exceptions; it knows nothing about tenants or datasources. A statement's rows
-can also be asked for as ``jsonlines`` (`MindsDBClient.open_lines`), which MindsDB 26.1
+can also be asked for as ``jsonlines`` (`MindsDBClient.open_answer`), which MindsDB 26.1
 accepts though it does not document it: the answer is then read as it comes.
 """
 
@@ -24,8 +24,9 @@ from yarl import URL
 log = logging.getLogger(__name__)
 
 
-# MindsDB's content type for ``"response_format": "jsonlines"``.
+# MindsDB's content types for ``"response_format": "jsonlines"`` and for a whole answer.
 JSONLINES = "application/jsonlines"
+JSON = "application/json"
 # The most read of an answer that is not a stream (an error page), to find its message.
 ERROR_BODY_BYTES = 64 * 1024
 
@@ -121,20 +122,21 @@ class MindsDBClient:
         if response.status != 200:
             raise MindsDBUnreachable(f"MindsDB answered HTTP {response.status} to its ping")
 
-    async def open_lines(self, query: str) -> aiohttp.ClientResponse:
-        """Send one statement asking for a ``jsonlines`` answer; the response once
-        MindsDB has started it, its body unread. The caller reads it (`weaver_mindsdb.lines`)
-        and closes it. MindsDB has planned the statement (and declared the source's
-        cursor) before it answers at all; ``type: error`` comes as the first line."""
+    async def open_answer(self, query: str, *, lines: bool) -> aiohttp.ClientResponse:
+        """Send one statement, asking for a ``jsonlines`` answer or a whole one; the
+        response once MindsDB has started it, its body unread, for the caller to read
+        (`weaver_mindsdb.lines`) and close. MindsDB has planned the statement (and
+        declared the source's cursor) before it answers at all; ``type: error`` comes as
+        the first line, or as the whole body."""
         if self._user and self._token is None:
             await self._login(stale=None)
         token = self._token
-        response = await self._post_lines(query, token)
+        response = await self._post_query(query, token, lines)
         if response.status == 401 and self._user:
             response.release()
             await self._login(stale=token)
-            response = await self._post_lines(query, self._token)
-        if response.status == 200 and response.content_type == JSONLINES:
+            response = await self._post_query(query, self._token, lines)
+        if response.status == 200 and response.content_type == (JSONLINES if lines else JSON):
             return response
         status = response.status
         try:
@@ -150,9 +152,11 @@ class MindsDBClient:
             raise MindsDBError(message or f"MindsDB answered HTTP {status}")
         raise MindsDBUnreachable(f"MindsDB answered HTTP {status} to a query")
 
-    async def _post_lines(self, query: str, token: str | None) -> aiohttp.ClientResponse:
+    async def _post_query(
+        self, query: str, token: str | None, lines: bool
+    ) -> aiohttp.ClientResponse:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        payload = {"query": query, "response_format": "jsonlines"}
+        payload = {"query": query, "response_format": "jsonlines"} if lines else {"query": query}
         async with self._reaching():
             return await self.session.post(
                 self.base_url + "/api/sql/query", json=payload, headers=headers

@@ -239,6 +239,8 @@ class MindsDB:
         """Where the statement can be found to stop it: a statement of one PostgreSQL
         datasource that MindsDB pushes down whole. A join across datasources is planned
         by MindsDB into one fetch per datasource, none of which can carry the tag."""
+        if not self.context.settings.mindsdb_tag_queries:
+            return None
         if len(datasources) != 1 or datasources[0].engine not in STOPPABLE_ENGINES:
             return None
         tag = tagging.query_tag(query.query_id)
