@@ -111,5 +111,5 @@ async def cancel_tagged(
     finally:
         try:
             await connection.close(timeout=CONNECT_SECONDS)
-        except (OSError, asyncpg.PostgresError, TimeoutError):
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             connection.terminate()

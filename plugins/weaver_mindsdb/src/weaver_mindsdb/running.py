@@ -153,7 +153,13 @@ class Statement:
                 may_still_start=self.may_still_start,
                 seconds=STOP_SECONDS,
             )
-        except (OSError, TimeoutError, asyncpg.PostgresError, Problem) as error:
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            Problem,
+        ) as error:
             log.warning("could not stop query %s at its source: %s", self.query_id, error)
             return False
         if not outcome.gone:

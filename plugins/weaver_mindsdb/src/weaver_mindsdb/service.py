@@ -251,7 +251,10 @@ class MindsDB:
         async def connect() -> object:
             # Revealed only when needed; the target is checked again, as on registration,
             # since the gateway itself now connects to it.
-            connection = self.context.reveal_connection(datasource)
+            try:
+                connection = self.context.reveal_connection(datasource)
+            except SecretsError:
+                raise EngineFailed("the datasource's credentials cannot be opened") from None
             port = connection.get("port")
             targets = ((str(connection["host"]), port if isinstance(port, int) else None),)
             await check_targets(targets, self.context.settings)
