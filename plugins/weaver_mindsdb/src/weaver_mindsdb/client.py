@@ -78,8 +78,11 @@ class MindsDBClient:
         *,
         user: str = "",
         password: str = "",
+        ping_session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # The ping's own connections: the pool may be taken by long answers.
+        self.ping_session = ping_session or session
         # For the log: where MindsDB was expected, without any credentials in the URL.
         self.shown_url = str(URL(self.base_url).with_user(None))
         self.session = session
@@ -117,7 +120,7 @@ class MindsDBClient:
         threads every other request waits for, and without a login, so it answers at once
         even while every worker is busy with a long query."""
         url = self.base_url + "/api/util/ping"
-        async with self._reaching(), self.session.get(url) as response:
+        async with self._reaching(), self.ping_session.get(url) as response:
             await response.read()
         if response.status != 200:
             raise MindsDBUnreachable(f"MindsDB answered HTTP {response.status} to its ping")

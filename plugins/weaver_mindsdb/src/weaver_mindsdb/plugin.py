@@ -46,6 +46,8 @@ class Connected:
     """What start-up opens: the HTTP session, the engine on it, the reconciler."""
 
     session: aiohttp.ClientSession
+    # For the health check's ping, which must not wait behind a pool of long answers.
+    ping_session: aiohttp.ClientSession
     engine: MindsDB
     reconciler: asyncio.Task[None] | None = None
     reconciliation: Reconciliation | None = field(default=None)
@@ -78,14 +80,19 @@ class MindsDBPlugin:
             # Every call carries its own deadline (asyncio.timeout); this bounds connecting.
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=settings.query_timeout_seconds),
         )
+        ping_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=settings.health_check_timeout),
+        )
         client = MindsDBClient(
             settings.mindsdb_url,
             session,
             user=settings.mindsdb_user,
             password=settings.mindsdb_password,
+            ping_session=ping_session,
         )
         connected = self._connected.open(
-            Connected(session=session, engine=MindsDB(context, client))
+            Connected(session=session, ping_session=ping_session, engine=MindsDB(context, client))
         )
 
         def done(result: Reconciliation) -> None:
@@ -112,6 +119,7 @@ class MindsDBPlugin:
             await asyncio.gather(connected.reconciler, return_exceptions=True)
         connected.engine.close()
         await connected.session.close()
+        await connected.ping_session.close()
 
     @hookimpl
     async def check_health(self) -> HealthCheck:
