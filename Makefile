@@ -38,6 +38,7 @@ $(CORE_STAMP): pyproject.toml | $(BIN)/python
 
 $(DEV_STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS) $(EXAMPLES) $(SERVICES_PKG)) | $(BIN)/python
 	$(PIP) -e '.[dev]' $(addprefix -e ,$(PLUGINS) $(EXAMPLES) $(SERVICES_PKG))
+	scripts/browser.sh
 	touch $@ $(CORE_STAMP)
 
 install-core: $(CORE_STAMP)

@@ -21,6 +21,14 @@ from weaver.builtin.store.database import DB_FILE, MIGRATIONS, SQLiteStore
 from weaver.errors import Conflict, Unavailable
 from weaver.host import Host
 from weaver.testing.harness import make_settings, running_host
+from weaver.testing.queries import (
+    HISTORY_BEFORE,
+    SWEEP_NOW,
+    QueryStoreContract,
+    chunk,
+    make_query,
+    succeeded,
+)
 from weaver.testing.store import (
     StoreContract,
     make_datasource,
@@ -38,6 +46,31 @@ class TestEmbeddedStore(StoreContract):
     async def host(self, tmp_path: Path) -> AsyncIterator[Host]:
         async with running_host(make_settings(tmp_path)) as host:
             yield host
+
+
+class TestEmbeddedQueryStore(QueryStoreContract):
+    plugin = "embedded_store"
+
+    @pytest.fixture
+    async def host(self, tmp_path: Path) -> AsyncIterator[Host]:
+        async with running_host(make_settings(tmp_path)) as host:
+            yield host
+
+
+async def test_a_sweep_reports_every_tenants_stored_bytes(tmp_path: Path) -> None:
+    """A file of its own: the sweep's total is known exactly (the contract, which may share
+    a server with others, can only bound it from below)."""
+    async with running_host(make_settings(tmp_path)) as host:
+        assert (await host.sweep_queries(SWEEP_NOW, HISTORY_BEFORE)).result_bytes == 0
+        expired = succeeded(make_query("acme"), result_expires_at=SWEEP_NOW)
+        for record, size in [(succeeded(make_query("acme")), 300), (expired, 200)]:
+            await host.save_query(record, create=True)
+            await host.save_result_chunk("acme", record.query_id, 0, chunk(size), 10_000)
+        other = succeeded(make_query("globex"))
+        await host.save_query(other, create=True)
+        await host.save_result_chunk("globex", other.query_id, 0, chunk(50), 10_000)
+        later = SWEEP_NOW.replace(year=SWEEP_NOW.year + 1)
+        assert (await host.sweep_queries(later, HISTORY_BEFORE)).result_bytes == 350
 
 
 async def test_records_survive_a_restart(tmp_path: Path) -> None:

@@ -10,8 +10,14 @@ import pytest
 
 from weaver.bootstrap import build_host
 from weaver.host import Host
-from weaver.testing import EngineContract, GuardContract, StoreContract, make_settings
-from weaver.testing.harness import IDEMPOTENCY_TTL_SECONDS
+from weaver.testing import (
+    EngineContract,
+    GuardContract,
+    QueryStoreContract,
+    StoreContract,
+    make_settings,
+)
+from weaver.testing.harness import IDEMPOTENCY_TTL_SECONDS, PluginContract
 
 
 def host_with(tmp_path: Path, name: str, module: str) -> Host:
@@ -22,9 +28,11 @@ def host_with(tmp_path: Path, name: str, module: str) -> Host:
     )
 
 
-@pytest.mark.parametrize("contract", [GuardContract, StoreContract, EngineContract])
+@pytest.mark.parametrize(
+    "contract", [GuardContract, StoreContract, QueryStoreContract, EngineContract]
+)
 def test_a_plugin_owning_none_of_the_hooks_fails_the_contract(
-    tmp_path: Path, contract: type[GuardContract | StoreContract | EngineContract]
+    tmp_path: Path, contract: type[PluginContract]
 ) -> None:
     host = host_with(tmp_path, "health_only", "tests.plugins.health_only")
     suite = type("TestHealthOnly", (contract,), {"plugin": "health_only"})()

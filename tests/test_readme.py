@@ -66,7 +66,7 @@ def test_the_tour_works_as_written_and_again(served: tuple[Path, int]) -> None:
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
         assert '"name":"demo"' in lines[0]
-        assert lines[1].startswith('{"columns":[{"name":"country"')
+        assert '"columns":[{"name":"country"' in lines[1] and '"query_id":' in lines[1]
         assert lines[2].startswith('{"name":"shop"'), lines[2]
         assert '"row_count":3' in lines[3]
         assert '"status":400' in lines[4]

@@ -11,15 +11,18 @@ from aiohttp import web
 from weaver.api import datasources, glossary, health, metadata, query
 from weaver.auth import TokenVerifier
 from weaver.bootstrap import build_host
-from weaver.keys import HOST, METRICS, OPENAPI_DOCUMENT, PRINCIPAL, ROUTES, SETTINGS
-from weaver.middleware import cors, make_api_guard, observe, trace_requests
+from weaver.console import routes as console
+from weaver.keys import HOST, METRICS, OPENAPI_DOCUMENT, PRINCIPAL, QUERIES, ROUTES, SETTINGS
+from weaver.middleware import cors, decorate, make_api_guard, observe, trace_requests
 from weaver.observability import Metrics, setup_tracing, tracing_active
 from weaver.openapi import build_document
+from weaver.queries.service import QueryService
 from weaver.responses import dumps
 from weaver.routing import RouteTable
 from weaver.settings import Settings
+from weaver.workflows.repairs import Repairer
 
-RESOURCE_MODULES = (health, datasources, query, metadata, glossary)
+RESOURCE_MODULES = (health, datasources, query, metadata, glossary, console)
 
 
 def create_app(
@@ -47,9 +50,11 @@ def create_app(
     metrics.record_build(
         name for name, info in host.plugins.items() if info.load_status == "loaded"
     )
+    app[QUERIES] = QueryService(host, metrics)
     app[ROUTES] = table
     app[OPENAPI_DOCUMENT] = dumps(build_document(table))
     table.install(app, PRINCIPAL, check_responses=settings.app_env == "test")
+    app.on_response_prepare.append(decorate)
     app.cleanup_ctx.append(_plugin_lifecycle)
     if metrics.process is not None:
         app.cleanup_ctx.append(_process_metrics)
@@ -57,9 +62,15 @@ def create_app(
 
 
 async def _plugin_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    host = app[HOST]
+    host, queries = app[HOST], app[QUERIES]
+    repairer = Repairer(host)
     await host.startup()
+    await queries.start()
+    await repairer.start()
     yield
+    await repairer.stop()
+    # Queries still running end as failed ("the gateway stopped"), before the engines go.
+    await queries.stop()
     await host.shutdown()
 
 

@@ -13,6 +13,9 @@ from weaver.workflows.datasources import register
 DEMO_TENANT = "demo"
 DEMO_DATASOURCE = "demo"
 DEMO_FILE = "demo.db"
+# Who the printed token (and the console's development sign-in) speaks for.
+DEMO_SUBJECT = "demo"
+DEMO_ROLES = ("editor",)
 
 _SCHEMA = """
 CREATE TABLE customers (
@@ -94,7 +97,7 @@ async def prepare_demo(settings: Settings) -> list[str]:
     finally:
         await host.shutdown()
     token = mint_token(
-        settings, tenant_id=DEMO_TENANT, subject="demo", roles=["editor"], ttl_seconds=86400
+        settings, tenant_id=DEMO_TENANT, subject=DEMO_SUBJECT, roles=DEMO_ROLES, ttl_seconds=86400
     )
     return [
         f"datasource '{DEMO_DATASOURCE}' of tenant '{DEMO_TENANT}' is ready; "

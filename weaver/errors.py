@@ -75,6 +75,13 @@ class MethodNotAllowed(Problem):
     status, title, type_slug = 405, "Method Not Allowed", "method-not-allowed"
 
 
+class NotAcceptable(Problem):
+    """None of the media types the caller accepts is one the resource can be sent as;
+    `detail` lists those it can."""
+
+    status, title, type_slug = 406, "Not Acceptable", "not-acceptable"
+
+
 class Conflict(Problem):
     status, title, type_slug = 409, "Conflict", "conflict"
 

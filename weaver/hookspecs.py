@@ -65,6 +65,7 @@ from weaver.types import (
     Principal,
     QueryRecord,
     QuerySweep,
+    Repair,
     RowStream,
     SchemaGraph,
     SearchHit,
@@ -222,8 +223,9 @@ def register_datasource(
 
 @hookspec("owner")
 def unregister_datasource(context: WeaverContext, datasource: Datasource) -> None:
-    """Drop the datasource from the query engine. Rule: owner. Async allowed. Dropping
-    one the engine does not have is not an error."""
+    """Drop the datasource from the query engine. Rule: owner. Async allowed.
+    Idempotent: dropping one the engine does not have is not an error (a removal is
+    retried until every backend has done its part)."""
 
 
 @hookspec("owner")
@@ -285,7 +287,8 @@ def store_metadata(context: WeaverContext, datasource: Datasource, graph: Schema
     """Replace the datasource's schema graph with ``graph`` (after a sync).
 
     Rule: owner. Async allowed. Readers see either the old graph or the new one, never a
-    mix.
+    mix. Called after the sync's snapshot was saved, and called again with the same
+    graph when an earlier call failed: storing the same graph twice must leave one.
     """
 
 
@@ -308,7 +311,10 @@ def search_metadata(
 def delete_metadata(context: WeaverContext, datasource: Datasource) -> None:
     """Forget everything kept about the datasource: graph, snapshots, statistics.
 
-    Rule: each (every store removes what it holds). Async allowed.
+    Rule: each (every store removes what it holds). Async allowed. Called after the
+    datasource left the registry (it answers 404 from then on) and retried until every
+    store succeeded, so it must be idempotent: forgetting what is already gone is not an
+    error.
     """
 
 
@@ -371,6 +377,32 @@ def save_statistics(
 def load_statistics(context: WeaverContext, datasource: Datasource) -> DatasourceStatistics | None:
     """The datasource's latest statistics. Rule: owner. Async allowed. ``None``: never
     computed."""
+
+
+# --- operations across backends --------------------------------------------------------
+
+
+@hookspec("owner")
+def save_repair(context: WeaverContext, repair: Repair) -> None:
+    """Keep ``repair`` (an operation across backends not yet finished everywhere),
+    replacing the one of the same ``(kind, key)``. Rule: owner (the store of the
+    datasource registry: the core writes a repair before the operation's first step).
+    Async allowed."""
+
+
+@hookspec("owner")
+def list_repairs(
+    context: WeaverContext, due_before: datetime | None, key: str | None
+) -> list[Repair]:
+    """Repairs oldest first: those whose ``next_attempt_at`` is unset or before
+    ``due_before`` (every one when ``due_before`` is None), only those of ``key`` when
+    given. Rule: owner. Async allowed."""
+
+
+@hookspec("owner")
+def delete_repair(context: WeaverContext, kind: str, key: str) -> None:
+    """Forget the repair of ``(kind, key)``: the operation finished everywhere. Rule:
+    owner. Async allowed. Forgetting one that is gone is not an error."""
 
 
 # --- query records and results --------------------------------------------------------

@@ -50,6 +50,7 @@ from weaver.types import (
     Principal,
     QueryRecord,
     QuerySweep,
+    Repair,
     RowStream,
     SchemaGraph,
     SearchHit,
@@ -396,6 +397,20 @@ class Host:
             "DatasourceStatistics | None",
             await self._call_owner("load_statistics", datasource=datasource),
         )
+
+    # --- operations across backends ------------------------------------------------
+
+    async def save_repair(self, repair: Repair) -> None:
+        await self._call_owner("save_repair", repair=repair)
+
+    async def list_repairs(self, due_before: datetime | None, key: str | None) -> list[Repair]:
+        return cast(
+            "list[Repair]",
+            await self._call_owner("list_repairs", due_before=due_before, key=key),
+        )
+
+    async def delete_repair(self, kind: str, key: str) -> None:
+        await self._call_owner("delete_repair", kind=kind, key=key)
 
     # --- query records and results -------------------------------------------------
 

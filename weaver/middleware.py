@@ -15,7 +15,15 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from weaver import errors
 from weaver.auth import TokenVerifier
-from weaver.keys import HOST, METRICS, PRINCIPAL, REQUEST_ID, SETTINGS
+from weaver.keys import (
+    CORS_ORIGIN,
+    HOST,
+    METRICS,
+    PRINCIPAL,
+    REQUEST_ID,
+    RESPONSE_HEADERS,
+    SETTINGS,
+)
 from weaver.logs import ACCESS_LOGGER, RequestLogContext, current_request
 from weaver.ratelimit import IDEMPOTENT_METHODS
 from weaver.responses import problem_response
@@ -30,7 +38,8 @@ _IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")
 # Response headers worth replaying with a stored idempotent response.
 _REPLAYED_HEADERS = ("Content-Type", "Location")
 _EXPOSED_HEADERS = (
-    "X-Request-Id, Location, Retry-After, RateLimit, RateLimit-Policy, Idempotent-Replayed"
+    "X-Request-Id, X-Query-Id, Location, Link, Retry-After, RateLimit, RateLimit-Policy,"
+    " Idempotent-Replayed"
 )
 
 _HTTP_PROBLEMS: dict[int, type[errors.Problem]] = {
@@ -123,7 +132,6 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             response = problem_response(
                 errors.Problem("an unexpected error occurred; quote the request id"), request_id
             )
-        response.headers["X-Request-Id"] = request_id
         elapsed = time.perf_counter() - started
         request.app[METRICS].observe_request(route, request.method, response.status, elapsed)
         if request.app[SETTINGS].access_log and access_log.isEnabledFor(logging.INFO):
@@ -169,12 +177,10 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
                 "Vary": "Origin",
             },
         )
-    response = await handler(request)
-    if allowed:
-        response.headers["Access-Control-Allow-Origin"] = origin or ""
-        response.headers["Access-Control-Expose-Headers"] = _EXPOSED_HEADERS
-        response.headers.add("Vary", "Origin")
-    return response
+    if allowed and origin is not None:
+        # Added as the headers go out (`decorate`), so errors and streams carry it too.
+        request[CORS_ORIGIN] = origin
+    return await handler(request)
 
 
 def make_api_guard(verifier: TokenVerifier) -> Middleware:
@@ -207,18 +213,16 @@ def make_api_guard(verifier: TokenVerifier) -> Middleware:
         guard_request = GuardRequest(principal, request.method, request.path, key, fingerprint)
 
         decision = await _decide(request, guard_request)
+        response_headers(request).update(decision.headers)
         if decision.replay is not None:
             replay = decision.replay
             replayed = web.Response(body=replay.body, status=replay.status, headers=replay.headers)
             replayed.headers["Idempotent-Replayed"] = "true"
-            replayed.headers.update(decision.headers)
             return replayed
 
         response: web.StreamResponse
         if decision.claim is None:
-            response = await handler(request)
-            response.headers.update(decision.headers)
-            return response
+            return await handler(request)
         try:
             response = await handler(request)
         except errors.Problem as problem:
@@ -228,7 +232,6 @@ def make_api_guard(verifier: TokenVerifier) -> Middleware:
             await _settle(request, guard_request, decision, None)
             raise
         await _settle(request, guard_request, decision, _storable(response))
-        response.headers.update(decision.headers)
         return response
 
     return api_guard
@@ -280,3 +283,29 @@ async def _settle(
         # The response is already decided; a lost idempotency record only means a retry
         # runs again once the in-flight lease expires.
         log.exception("could not settle the idempotency claim")
+
+
+def response_headers(request: web.Request) -> dict[str, str]:
+    """The headers every answer to ``request`` will carry (see `decorate`)."""
+    headers = request.get(RESPONSE_HEADERS)
+    if headers is None:
+        headers = request[RESPONSE_HEADERS] = {}
+    return headers
+
+
+async def decorate(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: what every answer carries, added as its headers go out —
+    a handler's, a problem rendered by a middleware, a stream prepared mid-handler, an
+    error of aiohttp's own — so that no layer can answer without them."""
+    request_id = request.get(REQUEST_ID)
+    if request_id is not None:
+        response.headers["X-Request-Id"] = request_id
+    for name, value in request.get(RESPONSE_HEADERS, {}).items():
+        response.headers.setdefault(name, value)
+    origin = request.get(CORS_ORIGIN)
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = _EXPOSED_HEADERS
+    if "Origin" in request.headers and "Origin" not in response.headers.getall("Vary", []):
+        # Answers differ by origin (allowed or not): caches must keep them apart.
+        response.headers.add("Vary", "Origin")

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from weaver.errors import Problem
 
+# The result formats write JSON without aiohttp, so the writer lives beside the values.
+from weaver.values import dumps as dumps
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-
-
-def dumps(data: Any) -> bytes:
-    """Compact UTF-8 JSON. orjson writes a typical answer ten times faster than the
-    standard library; integers beyond 64 bits (which an engine may return) are left to
-    the standard library, which writes any integer."""
-    try:
-        return orjson.dumps(data)
-    except TypeError:
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def json_response(

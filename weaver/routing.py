@@ -7,7 +7,7 @@ OpenAPI document, so the two cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -35,6 +35,16 @@ class Route:
     response: Any = None
     status: int = 200
     errors: tuple[int, ...] = ()
+    # Response headers this operation sets, beyond those every answer carries.
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # Media types the success may also be sent as (content negotiation on Accept).
+    media_types: tuple[str, ...] = ()
+    # Other successes: status -> (response model, the headers that answer sets).
+    alternatives: Mapping[int, tuple[type[BaseModel], Mapping[str, str]]] = field(
+        default_factory=dict
+    )
+    # False for what is not API (the console's page and files): served, not documented.
+    documented: bool = True
 
 
 @dataclass
@@ -54,11 +64,29 @@ class RouteTable:
         response: Any = None,
         status: int = 200,
         errors: tuple[int, ...] = (),
+        headers: Mapping[str, str] | None = None,
+        media_types: tuple[str, ...] = (),
+        alternatives: Mapping[int, tuple[type[BaseModel], Mapping[str, str]]] | None = None,
+        documented: bool = True,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(
                 Route(
-                    method, path, handler, summary, tag, role, body, query, response, status, errors
+                    method,
+                    path,
+                    handler,
+                    summary,
+                    tag,
+                    role=role,
+                    body=body,
+                    query=query,
+                    response=response,
+                    status=status,
+                    errors=errors,
+                    headers=dict(headers or {}),
+                    media_types=media_types,
+                    alternatives=dict(alternatives or {}),
+                    documented=documented,
                 )
             )
             return handler

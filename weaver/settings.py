@@ -107,7 +107,7 @@ class Settings(BaseSettings):
         validation_alias="WEAVER_CORS_ALLOWED_ORIGINS",
     )
     cors_allowed_methods: CommaList = Field(
-        default_factory=lambda: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        default_factory=lambda: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         validation_alias="WEAVER_CORS_ALLOWED_METHODS",
     )
     cors_allowed_headers: CommaList = Field(
@@ -116,6 +116,8 @@ class Settings(BaseSettings):
             "Content-Type",
             "X-Request-Id",
             "Idempotency-Key",
+            "Prefer",
+            "X-Weaver-Client",
         ],
         validation_alias="WEAVER_CORS_ALLOWED_HEADERS",
     )
@@ -142,6 +144,9 @@ class Settings(BaseSettings):
         512 * 1024 * 1024, ge=1, validation_alias="WEAVER_QUERY_RESULT_MAX_BYTES"
     )
     query_history_days: int = Field(30, ge=1, validation_alias="WEAVER_QUERY_HISTORY_DAYS")
+    # How long a gateway process's claim on the queries it runs lasts unrenewed: when the
+    # process dies, any other marks them failed within this plus one sweep (15 s).
+    query_lease_seconds: float = Field(20.0, ge=1, validation_alias="WEAVER_QUERY_LEASE_SECONDS")
     datasource_allowed_hosts: CommaList = Field(
         default_factory=list, validation_alias="WEAVER_DATASOURCE_ALLOWED_HOSTS"
     )

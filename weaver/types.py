@@ -301,6 +301,31 @@ class QueryRecord:
         return self.status in FINISHED
 
 
+RepairKind = Literal["remove_datasource", "store_graph", "reapply_connection"]
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """An operation across backends that has not finished everywhere yet.
+
+    The core writes it to the registry's store *before* the operation's first step and
+    deletes it after the last, so that whatever stopped the operation half-way (a backend
+    down, a process killed) leaves this record behind, and any gateway process finishes
+    the operation once the backend is back. ``key`` is what it works on (``tenant/name``
+    of a datasource); ``payload`` what it needs to finish (a datasource record, a
+    snapshot id). One repair per ``(kind, key)``: a newer intent replaces an older one.
+    """
+
+    kind: RepairKind
+    key: str
+    tenant_id: str
+    payload: Mapping[str, Any]
+    created_at: datetime
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class QuerySweep:
     """What one sweep of the query records did (`sweep_queries`)."""

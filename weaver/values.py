@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
+
+import orjson
 
 # Values orjson writes exactly as `jsonable` would return them; floats are not among them,
 # since NaN and the infinities need a string.
@@ -46,3 +49,13 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     return str(value)
+
+
+def dumps(data: Any) -> bytes:
+    """Compact UTF-8 JSON. orjson writes a typical answer ten times faster than the
+    standard library; integers beyond 64 bits (which an engine may return) are left to
+    the standard library, which writes any integer."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()

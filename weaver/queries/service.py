@@ -58,11 +58,15 @@ log = logging.getLogger(__name__)
 # How often this process looks for cancellations others asked for (the latency of a
 # DELETE that lands on another process), renews its leases, and sweeps.
 POLL_SECONDS = 0.5
-RENEW_SECONDS = 5.0
-LEASE_SECONDS = 20.0
 SWEEP_SECONDS = 15.0
+# Leases (`WEAVER_QUERY_LEASE_SECONDS`) are renewed four times per lease.
+RENEWALS_PER_LEASE = 4
 # How often a queued async query tries for a slot.
 QUEUE_POLL_SECONDS = 0.25
+# A synchronous query is recorded when it ends; one still running after this long is
+# recorded as running too, so that history lists it and a DELETE sent to another process
+# finds it. Most queries end sooner, and are written once instead of twice.
+ANNOUNCE_AFTER_SECONDS = 0.2
 RETRY_AFTER_SECONDS = 1
 
 # Why a running query was stopped, as metrics and logs name it.
@@ -86,6 +90,10 @@ class Running:
     task: asyncio.Task[Any] | None = None
     cause: str | None = None
     holds_slot: bool = False
+    # Whether the store has the record, and the task that will put it there.
+    stored: bool = False
+    announcing: asyncio.Task[None] | None = None
+    storing: bool = False
 
     def cancel(self, cause: str) -> bool:
         if self.cause is not None or self.task is None or self.task.done():
@@ -108,6 +116,12 @@ class Execution:
     @property
     def query_id(self) -> str:
         return self.running.record.query_id
+
+    def client_gone(self) -> QueryCancelled:
+        """The client went away while its rows were being written: what to raise."""
+        if self.running.cause is None:
+            self.running.cause = CAUSE_DISCONNECTED
+        return QueryCancelled(f"query {self.query_id} was cancelled (its client went away)")
 
     async def stream(
         self,
@@ -184,11 +198,12 @@ class QueryService:
                     swept = moment
                     await self._sweep()
                 if self._local:
-                    renew = moment - renewed >= RENEW_SECONDS
+                    lease_seconds = self.settings.query_lease_seconds
+                    renew = moment - renewed >= lease_seconds / RENEWALS_PER_LEASE
                     if renew:
                         renewed = moment
                         await self._renew_slots()
-                    lease = now() + timedelta(seconds=LEASE_SECONDS) if renew else None
+                    lease = now() + timedelta(seconds=lease_seconds) if renew else None
                     for query_id in await self.host.poll_queries(self.node, lease):
                         running = self._local.get(query_id)
                         if running is not None and running.cancel(CAUSE_DELETED):
@@ -214,7 +229,10 @@ class QueryService:
     async def _slot(self, record: QueryRecord) -> bool:
         try:
             return await self.host.acquire_query_slot(
-                record.tenant_id, record.query_id, self.settings.query_concurrency, LEASE_SECONDS
+                record.tenant_id,
+                record.query_id,
+                self.settings.query_concurrency,
+                self.settings.query_lease_seconds,
             )
         except GuardUnavailable:
             if self.settings.guard_fail_open:
@@ -258,7 +276,7 @@ class QueryService:
             limit=limit,
             timeout_seconds=timeout_seconds,
             owner=self.node,
-            lease_until=now() + timedelta(seconds=LEASE_SECONDS),
+            lease_until=now() + timedelta(seconds=self.settings.query_lease_seconds),
         )
 
     async def _prepare(
@@ -280,11 +298,24 @@ class QueryService:
                 replace(record, status="failed", finished_at=now(), error=problem_body(problem)),
                 create=True,
             )
+            problem.headers.setdefault("X-Query-Id", record.query_id)
             raise
         prepared = replace(prepared, query_id=record.query_id)
         return replace(record, datasources=tuple(sorted(prepared.datasources))), prepared
 
+    async def _announce(self, running: Running) -> None:
+        await asyncio.sleep(ANNOUNCE_AFTER_SECONDS)
+        running.storing = True
+        await self.host.save_query(running.record, create=True)
+        running.stored = True
+
     async def _finish(self, running: Running, status: QueryStatus, **changes: Any) -> QueryRecord:
+        announcing = running.announcing
+        if announcing is not None and not announcing.done():
+            if running.storing:
+                await asyncio.gather(announcing, return_exceptions=True)
+            else:
+                announcing.cancel()
         record = replace(
             running.record,
             status=status,
@@ -295,7 +326,7 @@ class QueryService:
         )
         running.record = record
         try:
-            await self.host.save_query(record, create=False)
+            await self.host.save_query(record, create=not running.stored)
         except Exception as error:  # the lease lapses and a sweep records it failed
             log.error("could not record the end of query %s: %s", record.query_id, error)
         return record
@@ -305,12 +336,19 @@ class QueryService:
         self._local.pop(running.record.query_id, None)
         await self._release_slot(running)
         engine = self.host.query_plugin or "none"
+        if running.record.started_at is not None:
+            outcome = "ok" if error is None else getattr(error, "type_slug", "cancelled")
+            seconds = (now() - running.record.started_at).total_seconds()
+            self.metrics.observe_query(engine, outcome, seconds)
         if error is None:
             await self._finish(running, "succeeded", **done)
             return
         cause = running.cause
+        if cause is None and isinstance(error, asyncio.CancelledError):
+            # The server cancelled the request itself: its client went away.
+            cause = running.cause = CAUSE_DISCONNECTED
         if isinstance(error, QueryCancelled) or (
-            isinstance(error, asyncio.CancelledError) and cause not in (None, CAUSE_SHUTDOWN)
+            isinstance(error, asyncio.CancelledError) and cause != CAUSE_SHUTDOWN
         ):
             self.metrics.query_cancellations.labels(cause or CAUSE_DELETED).inc()
             problem = (
@@ -357,6 +395,7 @@ class QueryService:
         )
         running = Running(record, prepared, principal)
         if not await self._slot(record):
+            # Refused before it ran: nothing of it is kept.
             raise TooManyQueries(
                 f"tenant runs {self.settings.query_concurrency} queries already; try again",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
@@ -368,8 +407,8 @@ class QueryService:
         gauge = self.metrics.running_queries.labels(self.host.query_plugin or "none")
         gauge.inc()
         error: BaseException | None = None
+        running.announcing = asyncio.create_task(self._announce(running))
         try:
-            await self.host.save_query(record, create=True)
             yield execution
         except BaseException as raised:
             error = raised
@@ -428,7 +467,7 @@ class QueryService:
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         await self.host.save_query(record, create=True)
-        running = self._local[record.query_id] = Running(record, prepared, principal)
+        running = self._local[record.query_id] = Running(record, prepared, principal, stored=True)
         task = asyncio.create_task(self._run_async(running), name=f"weaver-query-{record.query_id}")
         running.task = task
         self._tasks.add(task)
@@ -486,7 +525,14 @@ class QueryService:
     async def get(self, principal: Principal, query_id: str) -> QueryRecord:
         """The query, if the caller may see it: its own, or any of the tenant's for an
         admin; anything else answers like a missing one."""
-        record = await self.host.get_query(principal.tenant_id, query_id)
+        running = self._local.get(query_id)
+        # A synchronous query this process runs may not be recorded yet (see
+        # `ANNOUNCE_AFTER_SECONDS`): its record here is the current one.
+        record = (
+            running.record
+            if running is not None and running.record.tenant_id == principal.tenant_id
+            else await self.host.get_query(principal.tenant_id, query_id)
+        )
         if record is None or not (record.subject == principal.subject or principal.can("admin")):
             raise NotFound(f"query '{query_id}' not found")
         return record

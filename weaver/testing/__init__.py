@@ -29,12 +29,14 @@ from __future__ import annotations
 from weaver.testing.engine import EngineContract
 from weaver.testing.guard import GuardContract
 from weaver.testing.harness import PluginContract, free_port, make_settings, running_host
+from weaver.testing.queries import QueryStoreContract
 from weaver.testing.store import StoreContract
 
 __all__ = [
     "EngineContract",
     "GuardContract",
     "PluginContract",
+    "QueryStoreContract",
     "StoreContract",
     "free_port",
     "make_settings",

@@ -1,4 +1,6 @@
-"""Conformance tests for request guards (``guard_request`` / ``guard_response``).
+"""Conformance tests for request guards: rate limits and Idempotency-Keys
+(``guard_request`` / ``guard_response``) and query slots (``acquire_query_slot`` /
+``release_query_slot``).
 
 Subclass `GuardContract` and provide a ``host`` fixture: a started host whose guard is
 the one under test, built from the ``guard_settings`` fixture (a small rate limit and a
@@ -17,7 +19,9 @@ short idempotency TTL, so the whole class runs in seconds)::
                 yield host
 
 A plugin enabled by its own ``WEAVER_<NAME>_MODE`` flag passes the flag to the host
-instead: ``running_host(guard_settings, environ={"WEAVER_MYGUARD_MODE": "true"})``.
+instead: ``running_host(guard_settings, environ={"WEAVER_MYGUARD_MODE": "true"})``. A guard
+that leaves query slots to the embedded one says so:
+``plugin_hooks = ("guard_request", "guard_response")``.
 
 Every test uses callers of a tenant made up for it, so a guard whose backend outlives
 the test (a shared Redis) still starts each test from a clean slate.
@@ -40,6 +44,9 @@ from weaver.testing.harness import IDEMPOTENCY_TTL_SECONDS, PluginContract, make
 from weaver.types import GuardDecision, GuardRequest, IdempotencyClaim, Principal, StoredResponse
 
 RATE_LIMIT = "5/60s"
+# Query slots: a lease the slot tests wait out, and one no test outlives.
+SHORT_LEASE_SECONDS = 0.5
+LONG_LEASE_SECONDS = 60.0
 
 _ITEM = re.compile(r'^\s*"(?P<name>[^"]*)"(?P<params>(?:;[a-z*][a-z0-9_.*-]*=[^;,]+)*)\s*$')
 
@@ -55,8 +62,12 @@ def structured_item(headers: dict[str, str], name: str) -> tuple[str, dict[str, 
     return match["name"], params
 
 
+def new_tenant() -> str:
+    return f"tenant-{uuid.uuid4().hex}"
+
+
 def new_principal(tenant_id: str | None = None, subject: str = "alice") -> Principal:
-    return Principal(subject, tenant_id or f"tenant-{uuid.uuid4().hex}", frozenset({"editor"}))
+    return Principal(subject, tenant_id or new_tenant(), frozenset({"editor"}))
 
 
 def guard_request(
@@ -86,7 +97,12 @@ async def claim(host: Host, request: GuardRequest) -> IdempotencyClaim:
 
 
 class GuardContract(PluginContract):
-    contract_hooks = ("guard_request", "guard_response")
+    contract_hooks = (
+        "guard_request",
+        "guard_response",
+        "acquire_query_slot",
+        "release_query_slot",
+    )
 
     @pytest.fixture
     def guard_overrides(self) -> dict[str, str]:
@@ -258,3 +274,74 @@ class GuardContract(PluginContract):
         await host.guard_response(request_a, claim_a, stored(b'{"tenant": "a"}'))
         assert (await host.guard_request(request_a)).replay == stored(b'{"tenant": "a"}')
         assert (await host.guard_request(request_b)).replay == stored(b'{"tenant": "b"}')
+
+    # --- query slots ---------------------------------------------------------------
+
+    async def test_query_slots_admit_at_most_the_limit(self, host: Host) -> None:
+        tenant = new_tenant()
+        for query_id in ("q0", "q1", "q2"):
+            assert await host.acquire_query_slot(tenant, query_id, 3, LONG_LEASE_SECONDS)
+        assert not await host.acquire_query_slot(tenant, "q3", 3, LONG_LEASE_SECONDS)
+        # A larger limit on a later call leaves room for more.
+        assert await host.acquire_query_slot(tenant, "q3", 4, LONG_LEASE_SECONDS)
+        for query_id in ("q0", "q1", "q2", "q3"):
+            await host.release_query_slot(tenant, query_id)
+
+    async def test_concurrent_acquires_take_exactly_the_limit(self, host: Host) -> None:
+        tenant = new_tenant()
+        outcomes = await asyncio.gather(
+            *(host.acquire_query_slot(tenant, f"q{n}", 3, LONG_LEASE_SECONDS) for n in range(12))
+        )
+        assert sum(outcomes) == 3
+        for n in range(12):
+            await host.release_query_slot(tenant, f"q{n}")
+
+    async def test_acquiring_a_held_slot_renews_it(self, host: Host) -> None:
+        tenant = new_tenant()
+        assert await host.acquire_query_slot(tenant, "q0", 1, SHORT_LEASE_SECONDS)
+        # The holder, at the limit, is still admitted: it renews what it holds.
+        assert await host.acquire_query_slot(tenant, "q0", 1, LONG_LEASE_SECONDS)
+        await asyncio.sleep(SHORT_LEASE_SECONDS + 0.5)
+        assert not await host.acquire_query_slot(tenant, "q1", 1, LONG_LEASE_SECONDS)
+        assert await host.acquire_query_slot(tenant, "q0", 1, LONG_LEASE_SECONDS)
+        await host.release_query_slot(tenant, "q0")
+
+    async def test_a_lapsed_slot_is_free_again(self, host: Host) -> None:
+        tenant = new_tenant()
+        assert await host.acquire_query_slot(tenant, "gone", 1, SHORT_LEASE_SECONDS)
+        assert not await host.acquire_query_slot(tenant, "next", 1, LONG_LEASE_SECONDS)
+        await asyncio.sleep(SHORT_LEASE_SECONDS + 0.5)
+        assert await host.acquire_query_slot(tenant, "next", 1, LONG_LEASE_SECONDS)
+        # The query whose lease lapsed does not get its slot back while it is taken.
+        assert not await host.acquire_query_slot(tenant, "gone", 1, LONG_LEASE_SECONDS)
+        await host.release_query_slot(tenant, "next")
+
+    async def test_a_released_slot_is_free_again(self, host: Host) -> None:
+        tenant = new_tenant()
+        assert await host.acquire_query_slot(tenant, "q0", 2, LONG_LEASE_SECONDS)
+        assert await host.acquire_query_slot(tenant, "q1", 2, LONG_LEASE_SECONDS)
+        assert not await host.acquire_query_slot(tenant, "q2", 2, LONG_LEASE_SECONDS)
+        await host.release_query_slot(tenant, "q0")
+        assert await host.acquire_query_slot(tenant, "q2", 2, LONG_LEASE_SECONDS)
+        assert not await host.acquire_query_slot(tenant, "q0", 2, LONG_LEASE_SECONDS)
+        # Releasing a slot not held, or twice, is no error and frees nothing else.
+        await host.release_query_slot(tenant, "q0")
+        await host.release_query_slot(tenant, "never-held")
+        await host.release_query_slot(new_tenant(), "q1")
+        assert not await host.acquire_query_slot(tenant, "q3", 2, LONG_LEASE_SECONDS)
+        for query_id in ("q1", "q2"):
+            await host.release_query_slot(tenant, query_id)
+        assert await host.acquire_query_slot(tenant, "q3", 1, LONG_LEASE_SECONDS)
+        await host.release_query_slot(tenant, "q3")
+
+    async def test_tenants_have_slots_of_their_own(self, host: Host) -> None:
+        first, second = new_tenant(), new_tenant()
+        assert await host.acquire_query_slot(first, "q0", 1, LONG_LEASE_SECONDS)
+        # The same query id in another tenant is another query.
+        assert await host.acquire_query_slot(second, "q0", 1, LONG_LEASE_SECONDS)
+        assert not await host.acquire_query_slot(second, "q1", 1, LONG_LEASE_SECONDS)
+        await host.release_query_slot(second, "q0")
+        assert not await host.acquire_query_slot(first, "q1", 1, LONG_LEASE_SECONDS)
+        assert await host.acquire_query_slot(second, "q1", 1, LONG_LEASE_SECONDS)
+        for tenant, query_id in ((first, "q0"), (second, "q1")):
+            await host.release_query_slot(tenant, query_id)

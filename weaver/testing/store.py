@@ -24,6 +24,7 @@ import asyncio
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,7 @@ from weaver.types import (
     DatasourceStatistics,
     GlossaryTerm,
     Page,
+    Repair,
     SchemaGraph,
     SearchHit,
     Snapshot,
@@ -176,6 +178,9 @@ class StoreContract(PluginContract):
         "delete_glossary_term",
         "save_statistics",
         "load_statistics",
+        "save_repair",
+        "list_repairs",
+        "delete_repair",
     )
 
     @pytest.fixture
@@ -581,6 +586,60 @@ class StoreContract(PluginContract):
             assert await host.load_metadata(datasource) == shop_graph()
             assert await host.get_snapshot(datasource, snapshot.id) == snapshot
             assert await host.load_statistics(datasource) == make_statistics(7)
+
+    # --- operations across backends ------------------------------------------------
+
+    def repair(self, tenant_id: str, name: str, minutes: int = 0, **changes: Any) -> Repair:
+        return replace(
+            Repair(
+                kind="remove_datasource",
+                key=f"{tenant_id}/{name}",
+                tenant_id=tenant_id,
+                payload={"datasource": {"name": name, "nested": [1, "two"]}},
+                created_at=EPOCH + timedelta(minutes=minutes),
+            ),
+            **changes,
+        )
+
+    async def test_repairs_round_trip_oldest_first_one_per_kind_and_key(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        first = self.repair(tenant_a, "a")
+        second = self.repair(tenant_a, "b", minutes=1)
+        await host.save_repair(second)
+        await host.save_repair(first)
+        mine = [r for r in await host.list_repairs(None, None) if r.tenant_id == tenant_a]
+        assert mine == [first, second]
+        # A newer intent for the same kind and key replaces the older one.
+        retried = replace(first, attempts=2, last_error="the engine is down")
+        await host.save_repair(retried)
+        assert await host.list_repairs(None, first.key) == [retried]
+        other = replace(first, kind="store_graph", payload={"snapshot_id": "s1"})
+        await host.save_repair(other)
+        assert {r.kind for r in await host.list_repairs(None, first.key)} == {
+            "remove_datasource",
+            "store_graph",
+        }
+
+    async def test_only_due_repairs_are_listed_when_asked(self, host: Host, tenant_a: str) -> None:
+        now = datetime.now(UTC)
+        due = self.repair(tenant_a, "due", next_attempt_at=now - timedelta(seconds=1))
+        never_tried = self.repair(tenant_a, "new")
+        later = self.repair(tenant_a, "later", next_attempt_at=now + timedelta(hours=1))
+        for repair in (due, never_tried, later):
+            await host.save_repair(repair)
+        listed = {r.key for r in await host.list_repairs(now, None)}
+        assert {due.key, never_tried.key} <= listed and later.key not in listed
+        assert later.key in {r.key for r in await host.list_repairs(None, None)}
+
+    async def test_a_deleted_repair_is_gone_and_deleting_twice_is_fine(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        repair = self.repair(tenant_a, "x")
+        await host.save_repair(repair)
+        await host.delete_repair(repair.kind, repair.key)
+        await host.delete_repair(repair.kind, repair.key)
+        assert await host.list_repairs(None, repair.key) == []
 
     # --- health ----------------------------------------------------------------------
 

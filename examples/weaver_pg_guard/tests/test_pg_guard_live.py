@@ -26,10 +26,11 @@ from weaver.errors import GuardUnavailable, RateLimited
 from weaver.host import Host
 from weaver.ratelimit import caller_key
 from weaver.settings import Settings
-from weaver.testing import GuardContract, make_settings, running_host
+from weaver.testing import GuardContract, free_port, make_settings, running_host
 from weaver.testing.guard import claim, guard_request, new_principal, stored, write
+from weaver.testing.relay import Relay
 
-from .conftest import Relay, free_port, with_address
+from .conftest import with_address
 
 pytestmark = [
     pytest.mark.live,
@@ -43,6 +44,8 @@ FLAG = {"WEAVER_PG_GUARD_MODE": "true"}
 
 class TestPgGuard(GuardContract):
     plugin = PLUGIN_NAME
+    # Rate limits and Idempotency-Keys; query slots stay with the embedded guard.
+    plugin_hooks = ("guard_request", "guard_response")
 
     @pytest.fixture
     def guard_overrides(self, guard_dsn: str) -> dict[str, str]:

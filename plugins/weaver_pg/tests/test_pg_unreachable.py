@@ -43,6 +43,10 @@ async def test_unreachable_postgres_is_down_not_fatal(tmp_path: Path) -> None:
         assert "secret-password" not in raised.value.detail
         with pytest.raises(Unavailable):
             await host.list_snapshots(datasource, Page(10))
+        with pytest.raises(Unavailable):
+            await host.get_query("tdown", "q1")
+        with pytest.raises(Unavailable):
+            await host.poll_queries("node-1", None)
         # delete_metadata is every store's: the embedded one still forgets its part.
         with pytest.raises(Unavailable):
             await host.delete_metadata(datasource)

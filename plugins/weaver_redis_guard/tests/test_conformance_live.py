@@ -12,13 +12,21 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from weaver_redis_guard.plugin import PLUGIN_NAME, RedisGuard, RedisGuardPlugin
+from weaver_redis_guard.plugin import PLUGIN_NAME, RedisGuard, RedisGuardPlugin, slots_key
 from weaver_redis_guard.testing import RedisServer, commands_sent
 
 from weaver.errors import GuardUnavailable, RateLimited
 from weaver.host import Host
 from weaver.settings import Settings
-from weaver.testing.guard import GuardContract, claim, guard_request, new_principal, stored, write
+from weaver.testing.guard import (
+    GuardContract,
+    claim,
+    guard_request,
+    new_principal,
+    new_tenant,
+    stored,
+    write,
+)
 from weaver.testing.harness import make_settings, running_host
 
 pytestmark = [
@@ -124,6 +132,64 @@ async def test_every_key_expires_by_itself(host: Host, redis_url: str, key_prefi
             assert await client.pttl(key) > 0, key
     finally:
         await client.aclose()
+
+
+async def test_a_tenants_slots_live_as_long_as_its_longest_lease(
+    host: Host, redis_url: str, key_prefix: str
+) -> None:
+    tenant = new_tenant()
+    key = slots_key(tenant)
+    assert key.startswith(key_prefix)
+    client = Redis.from_url(redis_url)
+    try:
+        assert await host.acquire_query_slot(tenant, "short", 3, 5.0)
+        assert 0 < await client.pttl(key) <= 5000
+        assert await host.acquire_query_slot(tenant, "long", 3, 60.0)
+        assert 5000 < await client.pttl(key) <= 60_000
+        # Scored by the lease's end on Redis's clock.
+        now_ms = int((await client.time())[0]) * 1000
+        scores = dict(await client.zrange(key, 0, -1, withscores=True))
+        assert now_ms + 59_000 <= scores[b"long"] <= now_ms + 61_000
+        assert await client.zcard(key) == 2
+
+        await host.release_query_slot(tenant, "long")
+        await host.release_query_slot(tenant, "short")
+        assert await client.exists(key) == 0
+    finally:
+        await client.aclose()
+
+
+async def test_a_query_slot_costs_one_command(host: Host, redis_url: str, key_prefix: str) -> None:
+    tenant = new_tenant()
+    await host.acquire_query_slot(tenant, "warm-up", 2, 5.0)  # the server learns the script
+
+    async def take_and_renew() -> None:
+        assert await host.acquire_query_slot(tenant, "q1", 2, 5.0)
+        assert await host.acquire_query_slot(tenant, "q1", 2, 5.0)
+
+    assert names(await commands_sent(redis_url, take_and_renew(), key_prefix)) == ["EVALSHA"] * 2
+    released = host.release_query_slot(tenant, "q1")
+    assert names(await commands_sent(redis_url, released, key_prefix)) == ["ZREM"]
+
+
+async def test_gateways_sharing_redis_share_the_query_slots(
+    tmp_path: Path, redis_url: str, key_prefix: str
+) -> None:
+    settings = redis_settings(tmp_path, redis_url)
+    tenant = new_tenant()
+    async with running_host(settings) as first, running_host(settings) as second:
+        outcomes = await asyncio.gather(
+            *(
+                gateway.acquire_query_slot(tenant, f"q{n}", 3, 60.0)
+                for n, gateway in enumerate([first, second] * 10)
+            )
+        )
+        assert sum(outcomes) == 3
+        holders = [f"q{n}" for n, taken in enumerate(outcomes) if taken]
+        # Released on one gateway, taken on the other.
+        await first.release_query_slot(tenant, holders[0])
+        assert await second.acquire_query_slot(tenant, "late", 3, 60.0)
+        assert not await first.acquire_query_slot(tenant, "later", 3, 60.0)
 
 
 async def test_scripts_the_server_forgot_are_loaded_again(host: Host, redis_url: str) -> None:

@@ -81,6 +81,17 @@ async def test_closed_port_is_guard_unavailable(closed_port_host: Host) -> None:
     assert all(isinstance(o, GuardUnavailable) for o in outcomes)
 
 
+async def test_query_slots_without_redis_are_guard_unavailable(
+    closed_port_host: Host, silent_server_host: Host
+) -> None:
+    # The core decides what that means (WEAVER_REQUEST_GUARD_FAIL_OPEN); the plugin says so.
+    for host in (closed_port_host, silent_server_host):
+        with pytest.raises(GuardUnavailable):
+            await host.acquire_query_slot("tenant-1", "q1", 8, 20.0)
+        with pytest.raises(GuardUnavailable):
+            await host.release_query_slot("tenant-1", "q1")
+
+
 async def test_closed_port_reports_down(closed_port_host: Host) -> None:
     check = (await closed_port_host.check_health())["redis_guard"]
     assert check.status == "down"

@@ -38,6 +38,7 @@ from weaver.types import (
     Page,
     QueryRecord,
     QuerySweep,
+    Repair,
     SchemaGraph,
     SearchHit,
     SearchKind,
@@ -634,6 +635,40 @@ class EmbeddedStore:
                 "DELETE FROM query_results WHERE tenant_id = ? AND query_id = ?",
                 (tenant_id, query_id),
             )
+        )
+
+    # --- operations across backends ------------------------------------------------------
+
+    @hookimpl(trylast=True)
+    async def save_repair(self, repair: Repair) -> None:
+        values = (
+            repair.kind,
+            repair.key,
+            _iso(repair.created_at),
+            _optional_iso(repair.next_attempt_at),
+            codec.dumps(repair),
+        )
+        await self.store.write(
+            lambda db: db.execute("INSERT OR REPLACE INTO repairs VALUES (?, ?, ?, ?, ?)", values)
+        )
+
+    @hookimpl(trylast=True)
+    async def list_repairs(self, due_before: datetime | None, key: str | None) -> list[Repair]:
+        where, values = ["1 = 1"], []
+        if due_before is not None:
+            where.append("(next_attempt_at IS NULL OR next_attempt_at < ?)")
+            values.append(_iso(due_before))
+        if key is not None:
+            where.append("key = ?")
+            values.append(key)
+        sql = f"SELECT document FROM repairs WHERE {' AND '.join(where)} ORDER BY created_at"
+        rows = await self.store.read(lambda db: db.execute(sql, values).fetchall())
+        return [codec.loads(Repair, row[0]) for row in rows]
+
+    @hookimpl(trylast=True)
+    async def delete_repair(self, kind: str, key: str) -> None:
+        await self.store.write(
+            lambda db: db.execute("DELETE FROM repairs WHERE kind = ? AND key = ?", (kind, key))
         )
 
 

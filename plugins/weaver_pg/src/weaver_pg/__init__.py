@@ -1,1 +1,1 @@
-"""Weaver's snapshots, glossary and statistics in PostgreSQL (entry point ``pg``)."""
+"""Weaver's snapshots, glossary, statistics and queries in PostgreSQL (entry point ``pg``)."""

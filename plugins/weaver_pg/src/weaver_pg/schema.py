@@ -52,6 +52,47 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (tenant_id, datasource)
         )""",
     ),
+    # Queries as resources, shared by every gateway process. The record is a document
+    # (text, not jsonb: jsonb refuses the \u0000 a tenant's SQL or an engine's message
+    # may hold); the columns beside it are what is searched, or changed by others than
+    # the process running the query, and they are the authority over the document.
+    (
+        f"""CREATE TABLE {SCHEMA}.queries (
+            tenant_id text NOT NULL,
+            query_id text COLLATE "C" NOT NULL,
+            subject text NOT NULL,
+            status text NOT NULL
+                CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+            submitted_at timestamptz NOT NULL,
+            owner text,
+            lease_until timestamptz,
+            cancel_requested boolean NOT NULL DEFAULT false,
+            result_expires_at timestamptz,
+            record text NOT NULL,
+            PRIMARY KEY (tenant_id, query_id)
+        )""",
+        f"""CREATE INDEX queries_newest_first
+            ON {SCHEMA}.queries (tenant_id, submitted_at DESC, query_id DESC)""",
+        f"""CREATE INDEX queries_by_subject_newest_first
+            ON {SCHEMA}.queries (tenant_id, subject, submitted_at DESC, query_id DESC)""",
+        # Every gateway process polls its own unfinished queries twice a second.
+        f"""CREATE INDEX queries_unfinished_by_owner ON {SCHEMA}.queries (owner)
+            WHERE status IN ('queued', 'running')""",
+        f"""CREATE INDEX queries_unfinished_by_lease ON {SCHEMA}.queries (lease_until)
+            WHERE status IN ('queued', 'running')""",
+        f"CREATE INDEX queries_by_age ON {SCHEMA}.queries (submitted_at)",
+        f"""CREATE INDEX queries_by_result_expiry ON {SCHEMA}.queries (result_expires_at)
+            WHERE result_expires_at IS NOT NULL""",
+        f"""CREATE TABLE {SCHEMA}.query_results (
+            tenant_id text NOT NULL,
+            query_id text COLLATE "C" NOT NULL,
+            chunk integer NOT NULL CHECK (chunk >= 0),
+            stored_at timestamptz NOT NULL,
+            data bytea NOT NULL,
+            bytes integer GENERATED ALWAYS AS (octet_length(data)) STORED,
+            PRIMARY KEY (tenant_id, query_id, chunk)
+        )""",
+    ),
 )
 
 

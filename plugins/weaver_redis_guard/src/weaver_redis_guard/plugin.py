@@ -11,6 +11,11 @@ holder); concurrent requests send theirs together (`weaver_redis_guard.batching`
 Every key expires by itself. Keys carry the caller in a hash tag, so one caller's keys
 share a Redis Cluster slot and a script may touch them together.
 
+Query slots (``WEAVER_QUERY_CONCURRENCY`` per tenant) are a sorted set per tenant of the
+query ids holding one, scored by when their lease lapses on Redis's clock;
+``acquire.lua`` drops lapsed leases, renews a held one or takes a free one in one atomic
+step, and releasing is one ``ZREM``.
+
 Redis being slow or gone must not stall requests: every call runs under short socket
 timeouts with no client-side retries, inside an overall deadline, and any failure is
 raised as `GuardUnavailable` for the core to apply ``WEAVER_REQUEST_GUARD_FAIL_OPEN``.
@@ -20,7 +25,9 @@ The client reconnects on the next call, so service resumes by itself when Redis 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import math
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -89,6 +96,13 @@ def idempotency_key(caller: str, key: str) -> str:
     return f"{KEY_PREFIX}{{{caller}}}:idem:{key}"
 
 
+def slots_key(tenant_id: str) -> str:
+    # Hashed, as callers are (`weaver.ratelimit.caller_key`): a fixed length whatever the
+    # token carried, and no brace in a tenant id can move the hash tag.
+    tenant = hashlib.sha256(tenant_id.encode()).hexdigest()[:32]
+    return f"{KEY_PREFIX}{{tenant:{tenant}}}:slots"
+
+
 class RedisGuard:
     def __init__(self, settings: Settings) -> None:
         self.policy = settings.rate_limit
@@ -97,6 +111,7 @@ class RedisGuard:
         self.redis = redis_client(settings.redis_url)
         self.admit_script = self.redis.register_script(_script("admit.lua"))
         self.settle_script = self.redis.register_script(_script("settle.lua"))
+        self.acquire_script = self.redis.register_script(_script("acquire.lua"))
         self.scripts = ScriptPipeline(self.redis, CALL_TIMEOUT_SECONDS)
 
     @asynccontextmanager
@@ -151,6 +166,20 @@ class RedisGuard:
         async with self._reaching_redis():
             await self.scripts.run(self.settle_script, keys, args)
 
+    async def acquire_slot(
+        self, tenant_id: str, query_id: str, limit: int, lease_seconds: float
+    ) -> bool:
+        lease_ms = max(1, math.ceil(lease_seconds * 1000))
+        async with self._reaching_redis():
+            taken = await self.scripts.run(
+                self.acquire_script, [slots_key(tenant_id)], [query_id, limit, lease_ms]
+            )
+        return bool(taken)
+
+    async def release_slot(self, tenant_id: str, query_id: str) -> None:
+        async with self._reaching_redis():
+            await self.redis.zrem(slots_key(tenant_id), query_id)
+
     async def health(self) -> HealthCheck:
         started = time.perf_counter()
         try:
@@ -198,3 +227,13 @@ class RedisGuardPlugin:
         self, request: GuardRequest, claim: IdempotencyClaim, response: StoredResponse | None
     ) -> None:
         await self.guard.settle(request, claim, response)
+
+    @hookimpl
+    async def acquire_query_slot(
+        self, tenant_id: str, query_id: str, limit: int, lease_seconds: float
+    ) -> bool:
+        return await self.guard.acquire_slot(tenant_id, query_id, limit, lease_seconds)
+
+    @hookimpl
+    async def release_query_slot(self, tenant_id: str, query_id: str) -> None:
+        await self.guard.release_slot(tenant_id, query_id)
