@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -23,6 +22,7 @@ from weaver_pg.schema import MIGRATIONS, SCHEMA
 from weaver.errors import GatewayLost, Unavailable, problem_body
 from weaver.host import Host
 from weaver.settings import Settings
+from weaver.testing import free_port
 from weaver.testing.harness import make_settings, running_host
 from weaver.testing.queries import (
     HISTORY_BEFORE,
@@ -290,13 +290,6 @@ async def test_glossary_terms_are_unique_in_the_database(host: Host, dsn: str) -
 
 
 # --- the server going away ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Relay:
