@@ -44,15 +44,15 @@ CONNECT_SECONDS = 5.0
 CANCELLER_NAME = "weaver:cancel"
 
 
-@dataclass(frozen=True, slots=True)
-class Stopped:
-    """What a cancel found: whether the statement was seen on the source, how many
-    cancels reached it while it ran, and whether it is gone."""
+@dataclass(slots=True)
+class Stopping:
+    """How a cancel goes, updated every round: whether the statement was seen on the
+    source, how many cancels reached it while it executed, and whether it is gone."""
 
-    seen: bool
-    signalled: int
-    gone: bool
-    rounds: int
+    seen: bool = False
+    signalled: int = 0
+    gone: bool = False
+    rounds: int = 0
 
     @property
     def stopped(self) -> bool:
@@ -85,28 +85,29 @@ def postgres_connector(connection: Mapping[str, Any]) -> Connect:
 async def cancel_tagged(
     connect: Connect,
     tag: str,
+    progress: Stopping,
     *,
     may_still_start: Callable[[], bool],
     seconds: float,
-) -> Stopped:
+) -> Stopping:
     """Cancel the statement running under ``tag`` until it is gone, for at most
-    ``seconds``. ``may_still_start`` says whether a statement not seen yet may still
-    appear (MindsDB has not yet started it on the source)."""
+    ``seconds``, keeping ``progress``. ``may_still_start`` says whether a statement not
+    seen yet may still appear (MindsDB has not yet started it on the source)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     connection = await connect()
-    seen, signalled, rounds = False, 0, 0
     try:
         while True:
             row = await connection.fetchrow(CANCEL_ROUND, tag)
-            rounds += 1
-            signalled += int(row["signalled"])
+            progress.rounds += 1
+            progress.signalled += int(row["signalled"])
             if row["present"]:
-                seen = True
-            elif seen or not may_still_start():
-                return Stopped(seen, signalled, True, rounds)
+                progress.seen = True
+            elif progress.seen or not may_still_start():
+                progress.gone = True
+                return progress
             if loop.time() >= deadline:
-                return Stopped(seen, signalled, False, rounds)
+                return progress
             await asyncio.sleep(POLL_SECONDS)
     finally:
         try:

@@ -30,7 +30,7 @@ import orjson
 
 from weaver.errors import EngineFailed, Problem, QueryCancelled
 from weaver.types import PreparedQuery, ResultColumn
-from weaver_mindsdb.cancel import Connect, cancel_tagged
+from weaver_mindsdb.cancel import Connect, Stopping, cancel_tagged
 from weaver_mindsdb.client import MindsDBClient
 from weaver_mindsdb.lines import AnswerLines, EmbeddedError, MalformedAnswer
 from weaver_mindsdb.results import result_columns
@@ -92,6 +92,7 @@ class Statement:
         # was read to the end.
         self.settled = False
         self._stopping: asyncio.Task[bool] | None = None
+        self._progress = Stopping()
         self._released = False
         self._abandoned: asyncio.TimerHandle | None = None
 
@@ -127,7 +128,10 @@ class Statement:
 
     async def stop(self) -> bool:
         """Stop the statement wherever it is; whether a running statement was stopped.
-        Waits `AWAIT_STOP_SECONDS` at most; the search goes on after that."""
+        Waits `AWAIT_STOP_SECONDS` at most and then answers whether the statement was
+        found at its source; the cancels go on after that (a statement reading rows can
+        be interrupted only during a fetch, which on a busy MindsDB may be seconds
+        apart)."""
         self.cancelled = True
         self._drop_answer()
         if self._stopping is None:
@@ -138,7 +142,7 @@ class Statement:
         try:
             return await asyncio.wait_for(asyncio.shield(self._stopping), AWAIT_STOP_SECONDS)
         except TimeoutError:
-            return False
+            return self._progress.seen
 
     async def _stop(self) -> bool:
         source = self.source
@@ -150,6 +154,7 @@ class Statement:
             outcome = await cancel_tagged(
                 source.connect,
                 source.tag,
+                self._progress,
                 may_still_start=self.may_still_start,
                 seconds=STOP_SECONDS,
             )
@@ -276,7 +281,13 @@ async def open_rows(
     """Send the statement and read its answer up to the first batch of rows."""
     streamed = statement.query.limit + 1 > WHOLE_ANSWER_ROWS
     while True:
-        response = await client.open_answer(statement.sent, lines=streamed)
+        try:
+            response = await client.open_answer(statement.sent, lines=streamed)
+        except BaseException:
+            # No answer to read (MindsDB unreachable, or its error page): nothing of the
+            # statement will start on the source now.
+            statement.settled = True
+            raise
         statement.answered(response)
         try:
             if streamed:
