@@ -8,6 +8,14 @@ statement Weaver itself sends (internal names, ``LIMIT limit + 1``), so the diff
 the gateway: HTTP, token, guard, parsing and checks twice, rewriting, the result's JSON.
 Target: at most 2 ms added at the median.
 
+Weaver wraps a statement of one PostgreSQL datasource so that its source runs it under
+the query's tag (`weaver_mindsdb.tagging`), and asks for an answer of more than 10,000
+rows as ``jsonlines``. Two more paths straight to MindsDB measure what each costs a
+small result: ``tagged`` (the wrapped statement Weaver sends, a fresh tag each time)
+and ``lines`` (the plain statement as jsonlines, which Weaver does not use at this
+limit). With ``WEAVER_MINDSDB_TAG_QUERIES=false`` Weaver, and ``tagged``, send the plain
+statement.
+
     scripts/services.sh up postgres mindsdb
     eval "$(scripts/services.sh env)"
     python bench/bench_mindsdb.py [--iterations 300] [--warmup 20]
@@ -35,6 +43,8 @@ from typing import Any
 
 import aiohttp
 import jwt
+import orjson
+from weaver_mindsdb import tagging
 from weaver_mindsdb.testing import LiveEnv
 
 from weaver.naming import internal_name
@@ -58,6 +68,16 @@ class Case:
         """The statement Weaver sends MindsDB: internal names, one row more."""
         names = {name: internal_name(tenant, name) for name in ("enterprise", "crm")}
         return f"{self.template.format(**names)} LIMIT {LIMIT + 1}"
+
+    def tagged_sql(self, tenant: str) -> str:
+        """The same, as Weaver sends it where it tags: a fresh tag every time."""
+        sql = self.direct_sql(tenant)
+        tagging_off = os.environ.get("WEAVER_MINDSDB_TAG_QUERIES", "true").lower() == "false"
+        if tagging_off or "{crm}" in self.template or not tagging.can_tag(sql):
+            return sql
+        tag = tagging.query_tag(secrets.token_urlsafe(12))
+        assert tag is not None
+        return tagging.tag_statement(sql, tag)
 
 
 CASES = (
@@ -198,7 +218,13 @@ async def measure(
     """Milliseconds per request: ``weaver`` (client to gateway and back), ``engine`` (the
     part of it the gateway spent in the query engine, its own ``elapsed_ms``) and
     ``direct`` (client to MindsDB and back)."""
-    samples: dict[str, list[float]] = {"direct": [], "weaver": [], "engine": []}
+    samples: dict[str, list[float]] = {
+        "direct": [],
+        "lines": [],
+        "tagged": [],
+        "weaver": [],
+        "engine": [],
+    }
     weaver_body = {"sql": case.tenant_sql(), "limit": LIMIT}
     direct_body = {"query": case.direct_sql(targets.tenant)}
 
@@ -210,18 +236,42 @@ async def measure(
             assert response.status == 200 and answer["row_count"] > 0, answer
             return float(answer["elapsed_ms"])
 
-    async def direct() -> float:
+    async def whole(sql: str) -> float:
         async with targets.session.post(
-            targets.mindsdb + "/api/sql/query", json=direct_body, headers=targets.mindsdb_auth
+            targets.mindsdb + "/api/sql/query", json={"query": sql}, headers=targets.mindsdb_auth
         ) as response:
             answer: dict[str, Any] = await response.json(content_type=None)
             assert answer.get("type") == "table" and answer["data"], answer
             return 0.0
 
-    calls = [("weaver", through_weaver), ("direct", direct)]
+    async def direct() -> float:
+        return await whole(direct_body["query"])
+
+    async def as_lines(sql: str) -> float:
+        body = {"query": sql, "response_format": "jsonlines"}
+        async with targets.session.post(
+            targets.mindsdb + "/api/sql/query", json=body, headers=targets.mindsdb_auth
+        ) as response:
+            lines = [orjson.loads(line) async for line in response.content if line.strip()]
+            assert lines[0].get("type") == "table" and len(lines) > 1, lines
+            return 0.0
+
+    async def direct_lines() -> float:
+        return await as_lines(case.direct_sql(targets.tenant))
+
+    async def tagged() -> float:
+        return await whole(case.tagged_sql(targets.tenant))
+
+    calls = [
+        ("weaver", through_weaver),
+        ("direct", direct),
+        ("lines", direct_lines),
+        ("tagged", tagged),
+    ]
     for index in range(warmup + iterations):
-        # Alternate which goes first, so neither always meets a warmer cache.
-        for label, call in calls if index % 2 else reversed(calls):
+        # Rotate which goes first, so none always meets a warmer cache.
+        shift = index % len(calls)
+        for label, call in calls[shift:] + calls[:shift]:
             started = time.perf_counter()
             engine = await call()
             elapsed = (time.perf_counter() - started) * 1000
@@ -233,7 +283,7 @@ async def measure(
 
 
 def report(case: Case, samples: dict[str, list[float]]) -> None:
-    for label in ("direct", "weaver", "engine"):
+    for label in ("direct", "lines", "tagged", "weaver", "engine"):
         values = samples[label]
         print(
             f"{case.name:<22} {label:<8} {percentile(values, 0.5):>8.2f} "
@@ -246,6 +296,14 @@ def report(case: Case, samples: dict[str, list[float]]) -> None:
         f"{case.name:<22} {'added':<8} {added_p50:>8.2f} {added_p99:>8.2f}"
         f"   {verdict} the {TARGET_MS:g} ms p50 target"
     )
+    for label, more, less in (
+        ("streamed", "lines", "direct"),
+        ("tag", "tagged", "direct"),
+        ("gateway", "weaver", "tagged"),
+    ):
+        p50 = percentile(samples[more], 0.5) - percentile(samples[less], 0.5)
+        p99 = percentile(samples[more], 0.99) - percentile(samples[less], 0.99)
+        print(f"{case.name:<22} {label:<8} {p50:>8.2f} {p99:>8.2f}   ({more} - {less})")
 
 
 async def run_cases(targets: Targets, iterations: int, warmup: int) -> None:

@@ -27,6 +27,11 @@ CONSTRAINTS = REPO_ROOT / "scripts/mindsdb/constraints.txt"
 OWN_CREDENTIAL_VARIABLES = ("MINDSDB_USERNAME", "MINDSDB_PASSWORD", "MINDSDB_USER")
 # Logged when the HTTP API could not bind its port while the main process lives on.
 BIND_FAILED = "http API cant start"
+# Threads serving MindsDB's HTTP requests (its default is 10): every request holds one for
+# its whole length, a streamed answer included, and the eleventh waits unseen. Sized to
+# the gateway's pool (weaver_mindsdb.plugin.POOL_SIZE); the send queue is MindsDB's default.
+HTTP_WORKERS = 32
+SEND_QUEUE_SIZE = 10
 
 
 def venv_dir(layout: Layout) -> Path:
@@ -34,9 +39,16 @@ def venv_dir(layout: Layout) -> Path:
 
 
 def render_config(port: int, user: str = "", password: str = "") -> dict[str, Any]:
-    """The ``--config`` file: loopback only, no GUI, HTTP auth when both credentials are set."""
+    """The ``--config`` file: loopback only, no GUI, enough HTTP workers for the gateway's
+    concurrency, HTTP auth when both credentials are set."""
     config: dict[str, Any] = {
-        "api": {"http": {"host": HOST, "port": str(port)}},
+        "api": {
+            "http": {
+                "host": HOST,
+                "port": str(port),
+                "a2wsgi": {"workers": HTTP_WORKERS, "send_queue_size": SEND_QUEUE_SIZE},
+            }
+        },
         "gui": {"open_on_start": False, "autoupdate": False},
     }
     if user and password:
@@ -172,7 +184,9 @@ class MindsDB(Service):
         marker.write_text(self.venv_wanted() + "\n")
 
     def start_key(self) -> str:
-        return start_key(self.venv_wanted(), str(self.port), self.user, self.password)
+        # The config is part of the key: a server started with another one is restarted.
+        config = json.dumps(render_config(self.port, self.user, self.password), sort_keys=True)
+        return start_key(self.venv_wanted(), str(self.port), self.user, self.password, config)
 
     async def running(self) -> bool:
         return self.daemon.pid() is not None

@@ -153,13 +153,29 @@ def test_a_fixture_marker_follows_the_file(tmp_path: Path) -> None:
 
 def test_mindsdb_config_turns_auth_on_only_with_both_credentials() -> None:
     plain = mindsdb.render_config(47334)
-    assert plain["api"] == {"http": {"host": "127.0.0.1", "port": "47334"}}
+    assert plain["api"] == {
+        "http": {
+            "host": "127.0.0.1",
+            "port": "47334",
+            "a2wsgi": {"workers": mindsdb.HTTP_WORKERS, "send_queue_size": 10},
+        }
+    }
     assert "auth" not in plain and "auth" not in mindsdb.render_config(1, "weaver", "")
     assert mindsdb.render_config(1, "weaver", "pw")["auth"] == {
         "http_auth_enabled": True,
         "username": "weaver",
         "password": "pw",
     }
+
+
+def test_mindsdb_restarts_when_its_config_changes(
+    layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = mindsdb.MindsDB(layout, {})
+    started.record_key()
+    assert not started.needs_restart()
+    monkeypatch.setattr(mindsdb, "HTTP_WORKERS", mindsdb.HTTP_WORKERS + 1)
+    assert mindsdb.MindsDB(layout, {}).needs_restart()
 
 
 def test_mindsdb_config_file_is_for_its_owner_only(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from weaver_mindsdb.client import Table
-from weaver_mindsdb.results import column_type, to_result
+from weaver_mindsdb.results import column_type, result_columns
 
 
 @pytest.mark.parametrize(
@@ -29,12 +29,15 @@ def test_column_type(values: list[object], expected: str) -> None:
     assert column_type(values) == expected
 
 
-async def test_every_row_is_kept_and_typed() -> None:
-    # The core cuts the extra row fetched to detect truncation; the plugin keeps them all.
-    table = Table(["id", "name"], [[1, "a"], [2, "b"], [3, None]])
-    result = to_result(table)
-    assert [row async for batch in result for row in batch] == [[1, "a"], [2, "b"], [3, None]]
-    assert [(c.name, c.type) for c in result.columns] == [("id", "integer"), ("name", "text")]
+def test_columns_are_typed_by_their_values() -> None:
+    columns = result_columns(["id", "name", "gone"], [[1, "a", None], [2, None, None]])
+    assert [(c.name, c.type) for c in columns] == [
+        ("id", "integer"),
+        ("name", "text"),
+        ("gone", "null"),
+    ]
+    # An empty answer still has its columns.
+    assert [c.type for c in result_columns(["id"], [])] == ["null"]
 
 
 def test_records_key_rows_by_lower_case_column() -> None:

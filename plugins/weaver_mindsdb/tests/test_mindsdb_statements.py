@@ -66,3 +66,12 @@ def test_native_query_text_reaches_the_source_verbatim() -> None:
 def test_native_query_that_would_not_survive_is_refused() -> None:
     with pytest.raises(ValueError):
         statements.native_query("w_abc_sales", "SELECT 1) UNION (SELECT 2")
+
+
+def test_nested_connection_parameters_read_back_as_written() -> None:
+    parameters = {"host": "h", "connection_parameters": {"application_name": "weaver:ds=w_abc_x"}}
+    assert parse_sql(statements.create_database("w_abc_x", "postgres", parameters)).parameters == (
+        parameters
+    )
+    parsed = parse_sql(statements.alter_database("w_abc_x", parameters))
+    assert parsed.params == {"parameters": parameters}

@@ -35,7 +35,9 @@ from weaver_mindsdb.service import DIALECT, MindsDB
 
 log = logging.getLogger(__name__)
 
-# Connections kept open to MindsDB; its HTTP server answers each request in a thread.
+# Requests to MindsDB at once. Its HTTP server holds one worker thread per request for
+# the whole answer (10 by default, queueing the rest unseen); scripts/services.sh starts
+# it with as many as this (``api.http.a2wsgi.workers``), and so should any deployment.
 POOL_SIZE = 32
 
 
@@ -44,6 +46,8 @@ class Connected:
     """What start-up opens: the HTTP session, the engine on it, the reconciler."""
 
     session: aiohttp.ClientSession
+    # For the health check's ping, which must not wait behind a pool of long answers.
+    ping_session: aiohttp.ClientSession
     engine: MindsDB
     reconciler: asyncio.Task[None] | None = None
     reconciliation: Reconciliation | None = field(default=None)
@@ -76,14 +80,19 @@ class MindsDBPlugin:
             # Every call carries its own deadline (asyncio.timeout); this bounds connecting.
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=settings.query_timeout_seconds),
         )
+        ping_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=settings.health_check_timeout),
+        )
         client = MindsDBClient(
             settings.mindsdb_url,
             session,
             user=settings.mindsdb_user,
             password=settings.mindsdb_password,
+            ping_session=ping_session,
         )
         connected = self._connected.open(
-            Connected(session=session, engine=MindsDB(context, client))
+            Connected(session=session, ping_session=ping_session, engine=MindsDB(context, client))
         )
 
         def done(result: Reconciliation) -> None:
@@ -108,7 +117,9 @@ class MindsDBPlugin:
         if connected.reconciler is not None:
             connected.reconciler.cancel()
             await asyncio.gather(connected.reconciler, return_exceptions=True)
+        connected.engine.close()
         await connected.session.close()
+        await connected.ping_session.close()
 
     @hookimpl
     async def check_health(self) -> HealthCheck:

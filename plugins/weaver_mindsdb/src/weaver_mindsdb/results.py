@@ -1,7 +1,8 @@
-"""MindsDB's ``type: table`` answers as row streams.
+"""Column types of MindsDB's answers.
 
 MindsDB sends column names and JSON values but no column types, so a column's type is
-read from its values: the narrowest type every non-null value fits.
+read from its values (the first batch of a streamed answer): the narrowest type every
+non-null value fits.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from weaver.streams import RowsInMemory
 from weaver.types import ResultColumn
-from weaver_mindsdb.client import Table
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(
@@ -59,11 +58,9 @@ def column_type(values: Iterable[object]) -> str:
     return found
 
 
-def to_result(table: Table) -> RowsInMemory:
-    """``table``'s rows, with column types read from their values."""
-    rows: Sequence[list[Any]] = table.data
-    columns = [
-        ResultColumn(name, column_type(row[index] for row in rows))
-        for index, name in enumerate(table.column_names)
+def result_columns(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[ResultColumn]:
+    """The columns ``names``, typed by their values in ``rows``."""
+    return [
+        ResultColumn(name, column_type(row[index] for row in rows if index < len(row)))
+        for index, name in enumerate(names)
     ]
-    return RowsInMemory(columns, list(rows))

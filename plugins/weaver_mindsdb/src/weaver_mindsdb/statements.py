@@ -66,7 +66,17 @@ def _value_literal(value: object) -> str:
         return json.dumps(value)
     if isinstance(value, str):
         return _string_literal(value)
+    if isinstance(value, Mapping):
+        # A handler's nested options (postgres' ``connection_parameters``).
+        return _object_literal(value)
     raise TypeError(f"unsupported parameter type {type(value).__name__}")
+
+
+def _object_literal(parameters: Mapping[str, object]) -> str:
+    items = (
+        f"{_string_literal(key)}: {_value_literal(value)}" for key, value in parameters.items()
+    )
+    return "{" + ", ".join(items) + "}"
 
 
 def parameters_literal(parameters: Mapping[str, object]) -> str:

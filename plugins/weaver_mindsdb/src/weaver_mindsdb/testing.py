@@ -262,3 +262,61 @@ async def integer_key(env: LiveEnv, database: str) -> tuple[str, str, str]:
     )
     assert keys, f"{database} has no table with an integer primary key"
     return keys[0][0], keys[0][1], keys[0][2]
+
+
+# --- a database of the test's own, beside the samples -----------------------------------
+
+# Rows of ``ticks``: with ``pg_sleep(s)`` per row, a statement runs 300 * s seconds, all
+# of it inside MindsDB's first FETCH.
+TICKS = 300
+
+
+async def create_scratch_database(env: LiveEnv, name: str, *, rows: int = 0) -> None:
+    """Create database ``name`` as the sample user (who may create databases) with
+    ``ticks`` (`TICKS` rows) and ``wide`` (``rows`` generated rows of six columns, the
+    shape of a real table: bigint, integer, text, numeric, timestamptz, text)."""
+    await execute(env, env.database, f'CREATE DATABASE "{name}"')
+    await execute(
+        env,
+        name,
+        f"CREATE TABLE ticks AS SELECT g AS id FROM generate_series(1, {TICKS}) AS g",
+        "CREATE TABLE wide AS SELECT g::bigint AS id, (g % 1000)::int AS qty, "
+        "'label-' || g AS label, (g * 1.25)::numeric(12, 2) AS amount, "
+        "timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second' AS created, "
+        f"repeat('x', 20) AS note FROM generate_series(1, {rows}) AS g",
+        "ANALYZE",
+    )
+
+
+async def drop_scratch_database(env: LiveEnv, name: str) -> None:
+    """Drop it, with the connections MindsDB may still keep to it (its handlers idle out
+    after a minute; only connections of the sample user's own are ended)."""
+    await execute(env, env.database, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def busy_backends(env: LiveEnv, database: str, tag: str | None = None) -> list[Any]:
+    """The backends of ``database`` running a statement or holding a transaction open
+    (MindsDB's pooled connections sit ``idle`` between queries); only those running
+    under ``tag`` when one is given."""
+    condition = "application_name = $1" if tag is not None else "$1::text IS NULL"
+    return await fetch(
+        env,
+        env.database,
+        "SELECT pid, state, application_name, query FROM pg_stat_activity "
+        f"WHERE datname = $2 AND pid <> pg_backend_pid() AND state <> 'idle' AND {condition}",
+        tag,
+        database,
+    )
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[bool]], seconds: float, interval: float = 0.02
+) -> bool:
+    """Poll ``check`` until it holds or ``seconds`` pass; whether it held."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if await check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(interval)
