@@ -99,12 +99,19 @@ def render_config_properties(node: Node, coordinator_port: int, plugin_dir: Path
 def render_rules(admin_user: str) -> dict[str, Any]:
     """File-based access control: the admin user owns catalogs and sees every query; any
     other user reads catalogs and sees its own queries only (``GET /v1/query`` and
-    ``system.runtime.queries`` otherwise show everyone's statements, passwords included)."""
+    ``system.runtime.queries`` otherwise show everyone's statements, passwords included).
+    Only the admin may run a catalog's pass-through ``system.query`` table function
+    (Weaver reads keys through it; it runs its text on the source unchecked); built-in
+    functions stay everyone's."""
     admin = re.escape(admin_user)
     return {
         "catalogs": [{"user": admin, "allow": "owner"}, {"allow": "read-only"}],
         "queries": [{"user": admin, "allow": ["execute", "view", "kill"]}, {"allow": ["execute"]}],
         "system_information": [{"user": admin, "allow": ["read", "write"]}],
+        "functions": [
+            {"user": admin, "schema": "system", "function": "query", "privileges": ["EXECUTE"]},
+            {"catalog": "system", "schema": "builtin", "privileges": ["EXECUTE"]},
+        ],
     }
 
 

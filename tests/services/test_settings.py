@@ -223,6 +223,16 @@ def test_trino_rules_let_only_the_admin_see_others_queries() -> None:
         {"user": r"weaver\.admin", "allow": "owner"},
         {"allow": "read-only"},
     ]
+    # The pass-through table function (Weaver's key queries) is the admin's alone.
+    assert rules["functions"] == [
+        {
+            "user": r"weaver\.admin",
+            "schema": "system",
+            "function": "query",
+            "privileges": ["EXECUTE"],
+        },
+        {"catalog": "system", "schema": "builtin", "privileges": ["EXECUTE"]},
+    ]
 
 
 def test_trino_files_per_node(layout: Layout) -> None:
