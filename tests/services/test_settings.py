@@ -278,3 +278,9 @@ def test_stage_nodes_walks_sub_stages() -> None:
         "subStages": [{"tasks": [{"taskStatus": {"nodeId": "w2"}}], "subStages": [{"tasks": []}]}],
     }
     assert trino.stage_nodes(stage) == {"weaver-worker", "w2"}
+
+
+def test_trino_kill_worker_needs_a_running_worker(layout: Layout) -> None:
+    service = trino.Trino(layout, {"WEAVER_TRINO_PORT": "19000"})
+    # No pid file in this layout: nothing is signalled, whatever runs on the machine.
+    assert service.kill_worker() is False
