@@ -85,6 +85,9 @@ class LiveEnv:
         finally:
             await connection.close()
 
+    async def scalar(self, database: str, sql: str) -> Any:
+        return (await self.fetch(database, sql))[0][0]
+
     async def execute(self, database: str, *statements: str) -> None:
         connection = await self.pg(database)
         try:
