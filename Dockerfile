@@ -13,7 +13,7 @@ COPY weaver/ weaver/
 COPY plugins/ plugins/
 # The sentry extra: SENTRY_DSN reports errors instead of only logging that it cannot.
 RUN pip install --no-cache-dir './[sentry]' \
-    ./plugins/weaver_mindsdb ./plugins/weaver_neo4j ./plugins/weaver_pg ./plugins/weaver_redis_guard
+    ./plugins/weaver_mindsdb ./plugins/weaver_neo4j ./plugins/weaver_pg ./plugins/weaver_redis_guard ./plugins/weaver_trino
 
 RUN adduser --disabled-password --gecos '' --uid 10001 appuser \
     && mkdir -p /var/lib/weaver && chown 10001 /var/lib/weaver
@@ -34,7 +34,7 @@ FROM runtime AS dev
 USER 0
 RUN pip install --no-cache-dir './[reload]'
 USER 10001
-ENV PYTHONPATH=/app:/app/plugins/weaver_mindsdb/src:/app/plugins/weaver_neo4j/src:/app/plugins/weaver_pg/src:/app/plugins/weaver_redis_guard/src
+ENV PYTHONPATH=/app:/app/plugins/weaver_mindsdb/src:/app/plugins/weaver_neo4j/src:/app/plugins/weaver_pg/src:/app/plugins/weaver_redis_guard/src:/app/plugins/weaver_trino/src
 CMD ["weaver", "serve", "--host", "0.0.0.0", "--port", "8000", "--reload"]
 
 

@@ -4,7 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-PLUGINS := plugins/weaver_mindsdb plugins/weaver_neo4j plugins/weaver_pg plugins/weaver_redis_guard
+PLUGINS := plugins/weaver_mindsdb plugins/weaver_neo4j plugins/weaver_pg plugins/weaver_redis_guard \
+           plugins/weaver_trino
 EXAMPLES := examples/weaver_pg_guard
 # The dev services package behind scripts/services.sh (its own distribution).
 SERVICES_PKG := scripts

@@ -420,3 +420,114 @@ def test_the_engine_text_is_rendered_from_the_tenant_text_and_remembered_by_valu
     assert render(text, dialect, names, 3).endswith("LIMIT 3")
     # The shared, checked tree stays as the tenant wrote it.
     assert sql.check(text, "sqlite").tree.sql("sqlite") == text
+
+
+# --- engines that read a two-part name as schema.table (Trino) ------------------------
+
+TRINO = SqlDialect("trino", default_schemas=(("postgres", "public"),))
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM system.runtime.queries",
+        "SELECT * FROM sales.t JOIN system.runtime.nodes AS n ON 1 = 1",
+        "SELECT system.runtime.queries.query FROM sales.public.t",
+        "SELECT * FROM tpch.tiny.nation",
+        "SELECT * FROM jmx.current.x",
+        "SELECT * FROM memory.default.x",
+    ],
+)
+def test_trinos_own_catalogs_are_refused(sql: str) -> None:
+    with pytest.raises(InvalidQuery, match="not queryable"):
+        check(sql, "trino")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM TABLE(sales.system.query(query => 'SELECT * FROM pg_shadow'))",
+        "SELECT * FROM sales.public.t JOIN TABLE(sales.system.query(query => 'x')) AS q ON 1 = 1",
+        "SELECT * FROM sales.t WHERE EXISTS (SELECT 1 FROM TABLE(system.query(query => 'x')))",
+        "SELECT * FROM TABLE(exclude_columns(input => TABLE(sales.public.t), columns => "
+        "DESCRIPTOR(a)))",
+        "SELECT * FROM TABLE(sequence(start => 1, stop => 10))",
+        "SELECT * FROM sales.system.query(query => 'x')",
+    ],
+)
+def test_table_functions_are_refused(sql: str) -> None:
+    with pytest.raises(InvalidQuery):
+        check(sql, "trino")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT sales.system.query(query => 'x') FROM sales.public.t",
+        "SELECT system.builtin.abs(1) FROM sales.public.t",
+        "SELECT w_0123456789ab_other.public.f(1) FROM sales.public.t",
+        "SELECT `x`.pg_read_file('/etc/passwd') FROM sales.t",
+    ],
+)
+def test_qualified_function_names_are_refused(sql: str) -> None:
+    with pytest.raises(InvalidQuery, match="bare name"):
+        check(sql, "mysql" if "`" in sql else "trino")
+
+
+def test_row_fields_and_lambdas_are_not_qualified_functions() -> None:
+    assert check(
+        "SELECT CAST(ROW(1) AS ROW(x INT)).x, transform(ARRAY[1], v -> v + 1) FROM sales.public.t",
+        "trino",
+    ) == {"sales"}
+
+
+def test_execute_immediate_is_refused() -> None:
+    with pytest.raises(InvalidQuery, match="only SELECT"):
+        check("EXECUTE IMMEDIATE 'SELECT * FROM system.runtime.queries'", "trino")
+
+
+def test_four_part_column_references_name_a_datasource_the_core_checks() -> None:
+    # `ds.schema.table.column` names its datasource like a table does: collected (so a
+    # datasource of another tenant is not found) and renamed.
+    assert check("SELECT other.public.t.c FROM sales.public.t", "trino") == {"other", "sales"}
+    statement = parse_read_only("SELECT crm.public.t.c FROM crm.public.t", "trino")
+    assert to_internal_names(statement, INTERNAL).sql("trino") == (
+        "SELECT w_t1_crm.public.t.c FROM w_t1_crm.public.t"
+    )
+
+
+def test_two_part_names_get_the_datasources_default_schema() -> None:
+    statement = parse_read_only(
+        "SELECT sales.orders.id, c.name FROM sales.orders "
+        "JOIN crm.crm.customers AS c ON sales.orders.c = c.id",
+        "trino",
+    )
+    rewritten = to_internal_names(
+        statement, INTERNAL, default_schemas={"sales": "public", "crm": None}
+    )
+    assert rewritten.sql("trino") == (
+        "SELECT w_t1_sales.public.orders.id, c.name FROM w_t1_sales.public.orders "
+        "JOIN w_t1_crm.crm.customers AS c ON w_t1_sales.public.orders.c = c.id"
+    )
+
+
+def test_a_two_part_name_without_a_default_schema_is_refused_with_the_form_to_write() -> None:
+    statement = parse_read_only("SELECT * FROM crm.customers", "trino")
+    with pytest.raises(InvalidQuery, match=r"crm\.<schema>\.<table>"):
+        to_internal_names(statement, INTERNAL, default_schemas={"crm": None})
+
+
+def test_rendering_chooses_the_default_schema_by_datasource_engine() -> None:
+    names = (("crm", "w_t1_crm"), ("sales", "w_t1_sales"))
+    text = "SELECT s.id FROM sales.orders AS s JOIN crm.crm.tiers AS t ON t.id = s.id"
+    rendered = render(text, TRINO, names, 11, (("crm", "mysql"), ("sales", "postgres")))
+    assert rendered == (
+        "SELECT s.id FROM w_t1_sales.public.orders AS s "
+        "JOIN w_t1_crm.crm.tiers AS t ON t.id = s.id LIMIT 11"
+    )
+    with pytest.raises(InvalidQuery, match="name the schema"):
+        render("SELECT * FROM crm.tiers", TRINO, names, 11, (("crm", "mysql"),))
+    # Without default schemas (MindsDB), two-part names stay two-part.
+    assert render("SELECT * FROM sales.t", SqlDialect("mysql"), names, 11) == (
+        "SELECT * FROM w_t1_sales.t LIMIT 11"
+    )

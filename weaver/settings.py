@@ -86,6 +86,15 @@ class Settings(BaseSettings):
     # stop it at its source; the wrapper costs MindsDB about 3 ms a query to read.
     mindsdb_tag_queries: bool = Field(True, validation_alias="WEAVER_MINDSDB_TAG_QUERIES")
 
+    # The `trino` plugin's cluster (WEAVER_TRINO_MODE): its coordinator's URL, the user
+    # every request names (X-Trino-User: it must own catalogs), and that user's password
+    # for HTTP basic auth, sent only over https; a PEM file of the CAs that sign the
+    # coordinator's certificate when they are not the system's.
+    trino_url: str = "http://localhost:8080"
+    trino_user: str = "weaver"
+    trino_password: str = ""
+    trino_ca_bundle: Path | None = None
+
     external_mode: bool = Field(False, validation_alias="WEAVER_EXTERNAL_MODE")
     metadata_external_mode: bool = Field(False, validation_alias="WEAVER_METADATA_EXTERNAL_MODE")
     metadata_pg_mode: bool = Field(False, validation_alias="WEAVER_METADATA_PG_MODE")

@@ -23,8 +23,9 @@ from weaver.errors import InvalidQuery, NotFound
 from weaver.types import SqlDialect
 
 # Names of engine catalogs and projects, refused wherever a datasource name can appear:
-# MindsDB's projects and virtual databases, the SQL standard's and the servers' own
-# catalogs, and SQLite's schema tables and database aliases.
+# MindsDB's projects and virtual databases, Trino's built-in and generated-data catalogs
+# (`system` lists every query, with the text of each, and every node), the SQL standard's
+# and the servers' own catalogs, and SQLite's schema tables and database aliases.
 SYSTEM_DATABASES: frozenset[str] = frozenset(
     {
         "information_schema",
@@ -34,6 +35,12 @@ SYSTEM_DATABASES: frozenset[str] = frozenset(
         "models",
         "predictors",
         "jobs",
+        "system",
+        "tpch",
+        "tpcds",
+        "jmx",
+        "memory",
+        "blackhole",
         "pg_catalog",
         "pg_toast",
         "pg_temp",
@@ -181,6 +188,11 @@ def parse_read_only(sql: str, dialect: str | None) -> exp.Expression:
             raise InvalidQuery("query parameters are not supported: write the values inline")
         if isinstance(node, exp.Func) and _function_name(node) in _FORBIDDEN_FUNCTIONS:
             raise InvalidQuery(f"function {_function_name(node)}() is not allowed")
+        if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func):
+            # `catalog.schema.f()`: the qualifier names no datasource the core checks or
+            # renames, so it could reach any catalog of the engine (Trino resolves
+            # functions stored in catalogs, and its `system` catalog's).
+            raise InvalidQuery(f"call functions by their bare name, not {_excerpt(node.sql())!r}")
     return statement
 
 
@@ -276,11 +288,22 @@ def _collapse_schema(schema: str, single_schema: str) -> None:
         )
 
 
+def _default_schema(name: str, default_schemas: Mapping[str, str | None]) -> exp.Identifier:
+    schema = default_schemas.get(name.lower())
+    if schema is None:
+        raise InvalidQuery(
+            f"name the schema too: {name.lower()}.<schema>.<table> (this datasource has "
+            "no default schema)"
+        )
+    return exp.to_identifier(schema)
+
+
 def _rewrite_qualifiers(
     node: exp.Table | exp.Column,
     internal_names: Mapping[str, str],
     schema_as_catalog: bool,
     single_schema: str,
+    default_schemas: Mapping[str, str | None] | None,
 ) -> None:
     """Replace the datasource part of a Table or Column node in place.
 
@@ -298,7 +321,12 @@ def _rewrite_qualifiers(
             node.set("catalog", None)
             node.set("db", internal)
     elif db is not None:
-        node.set("db", _internal(db.name, internal_names))
+        internal = _internal(db.name, internal_names)
+        if default_schemas is None:
+            node.set("db", internal)
+        else:
+            node.set("db", _default_schema(db.name, default_schemas))
+            node.set("catalog", internal)
 
 
 def to_internal_names(
@@ -307,6 +335,7 @@ def to_internal_names(
     *,
     schema_as_catalog: bool = True,
     single_schema: str = "main",
+    default_schemas: Mapping[str, str | None] | None = None,
 ) -> exp.Expression:
     """A copy of ``statement`` with every datasource qualifier replaced by the
     datasource's internal name.
@@ -317,13 +346,20 @@ def to_internal_names(
     datasource (SQLite's ``main``), ``ds.<single_schema>.table`` becomes
     ``internal.table`` and any other schema is refused with `InvalidQuery`. Column
     qualifiers (``ds.table.col``) are rewritten the same way.
+
+    With ``default_schemas`` (lower-cased public name → schema, for an engine that
+    reads a two-part name as ``schema.table``: `SqlDialect.default_schemas`), a two-part
+    ``ds.table`` becomes ``internal.<schema>.table``, and is refused with `InvalidQuery`
+    for a datasource without a default schema.
     """
     rewritten = statement.copy()
     for node in list(rewritten.walk()):
         if isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier):
             continue
         if isinstance(node, exp.Table | exp.Column):
-            _rewrite_qualifiers(node, internal_names, schema_as_catalog, single_schema)
+            _rewrite_qualifiers(
+                node, internal_names, schema_as_catalog, single_schema, default_schemas
+            )
     return rewritten
 
 
@@ -379,25 +415,40 @@ _cached_check = functools.lru_cache(maxsize=CACHED_STATEMENTS)(_check)
 
 
 def render(
-    text: str, dialect: SqlDialect, internal_names: tuple[tuple[str, str], ...], limit: int
+    text: str,
+    dialect: SqlDialect,
+    internal_names: tuple[tuple[str, str], ...],
+    limit: int,
+    engines: tuple[tuple[str, str], ...] = (),
 ) -> str:
     """The engine's text of tenant statement ``text``: ``dialect``, every datasource
     renamed by ``internal_names`` (sorted ``(public, internal)`` pairs), at most ``limit``
-    rows. Remembered by value for short statements, so a repeated query is neither
-    rewritten nor rendered again."""
+    rows. ``engines`` (sorted ``(public, datasource engine)`` pairs) choose each
+    datasource's default schema when the dialect has `SqlDialect.default_schemas`.
+    Remembered by value for short statements, so a repeated query is neither rewritten
+    nor rendered again."""
     if len(text) > CACHED_STATEMENT_CHARS:
-        return _render(text, dialect, internal_names, limit)
-    return _cached_render(text, dialect, internal_names, limit)
+        return _render(text, dialect, internal_names, limit, engines)
+    return _cached_render(text, dialect, internal_names, limit, engines)
 
 
 def _render(
-    text: str, dialect: SqlDialect, internal_names: tuple[tuple[str, str], ...], limit: int
+    text: str,
+    dialect: SqlDialect,
+    internal_names: tuple[tuple[str, str], ...],
+    limit: int,
+    engines: tuple[tuple[str, str], ...],
 ) -> str:
+    default_schemas = None
+    if dialect.default_schemas is not None:
+        by_engine = dict(dialect.default_schemas)
+        default_schemas = {name: by_engine.get(engine) for name, engine in engines}
     statement = to_internal_names(
         check(text, dialect.name).tree,
         dict(internal_names),
         schema_as_catalog=dialect.schemas,
         single_schema=dialect.single_schema,
+        default_schemas=default_schemas,
     )
     # One copy of the tenant's tree, made by the rewrite; the rest works on that copy.
     return with_limit(statement, limit, copy=False).sql(dialect=dialect.name, copy=False)

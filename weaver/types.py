@@ -253,11 +253,18 @@ class SqlDialect:
     ``internal.schema.table``; without, the datasource has one schema, ``single_schema``
     (SQLite's ``main``), so ``ds.<single_schema>.table`` becomes ``internal.table`` and
     any other schema is refused.
+
+    ``default_schemas`` is for an engine that would read a two-part ``internal.table`` as
+    ``schema.table`` of some session catalog (Trino): it names, by datasource engine
+    (``("postgres", "public")``), the schema a two-part ``ds.table`` stands for, so it
+    becomes ``internal.<schema>.table``; a datasource whose engine has none must be named
+    with its schema. ``None`` (the default): two-part names become ``internal.table``.
     """
 
     name: str | None
     schemas: bool = True
     single_schema: str = "main"
+    default_schemas: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

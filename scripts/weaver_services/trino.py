@@ -9,8 +9,10 @@ memory only: the default file store would write their passwords into ``etc/catal
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -99,12 +101,19 @@ def render_config_properties(node: Node, coordinator_port: int, plugin_dir: Path
 def render_rules(admin_user: str) -> dict[str, Any]:
     """File-based access control: the admin user owns catalogs and sees every query; any
     other user reads catalogs and sees its own queries only (``GET /v1/query`` and
-    ``system.runtime.queries`` otherwise show everyone's statements, passwords included)."""
+    ``system.runtime.queries`` otherwise show everyone's statements, passwords included).
+    Only the admin may run a catalog's pass-through ``system.query`` table function
+    (Weaver reads keys through it; it runs its text on the source unchecked); built-in
+    functions stay everyone's."""
     admin = re.escape(admin_user)
     return {
         "catalogs": [{"user": admin, "allow": "owner"}, {"allow": "read-only"}],
         "queries": [{"user": admin, "allow": ["execute", "view", "kill"]}, {"allow": ["execute"]}],
         "system_information": [{"user": admin, "allow": ["read", "write"]}],
+        "functions": [
+            {"user": admin, "schema": "system", "function": "query", "privileges": ["EXECUTE"]},
+            {"catalog": "system", "schema": "builtin", "privileges": ["EXECUTE"]},
+        ],
     }
 
 
@@ -274,15 +283,28 @@ class Trino(Service):
     async def running(self) -> bool:
         return any(daemon.pid() is not None for daemon in self.daemons.values())
 
-    async def start(self) -> None:
+    def _java_environ(self) -> dict[str, str]:
         java_home = find_java_home(self.environ)
-        for node in self.nodes:
-            self.check_port_free(HOST, node.port)
-        environ = {
+        return {
             **self.environ,
             "JAVA_HOME": str(java_home),
             "PATH": f"{java_home / 'bin'}:{self.environ.get('PATH', '')}",
         }
+
+    def _spawn(self, node: Node, environ: Mapping[str, str]) -> None:
+        etc = self.node_dir(node) / "etc"
+        log(f"trino: starting the {node.role} on {HOST}:{node.port}")
+        # `launcher run` execs the JVM in the foreground: the recorded pid is Trino's.
+        self.daemons[node.role].spawn(
+            [str(self.cache_dir() / "bin/launcher"), "run", f"--etc-dir={etc}"],
+            env=environ,
+            cwd=self.node_dir(node),
+        )
+
+    async def start(self) -> None:
+        environ = self._java_environ()
+        for node in self.nodes:
+            self.check_port_free(HOST, node.port)
         shutil.rmtree(self.plugin_dir, ignore_errors=True)
         self.plugin_dir.mkdir(parents=True)
         for plugin in PLUGINS:
@@ -295,13 +317,44 @@ class Trino(Service):
             (self.node_dir(node) / "data").mkdir(exist_ok=True)
             for filename, text in files.items():
                 (etc / filename).write_text(text)
-            log(f"trino: starting the {node.role} on {HOST}:{node.port} (java {java_home.name})")
-            # `launcher run` execs the JVM in the foreground: the recorded pid is Trino's.
-            self.daemons[node.role].spawn(
-                [str(self.cache_dir() / "bin/launcher"), "run", f"--etc-dir={etc}"],
-                env=environ,
-                cwd=self.node_dir(node),
+            self._spawn(node, environ)
+
+    # --- the worker alone, for tests of a cluster that loses a node ---
+
+    def kill_worker(self) -> bool:
+        """SIGKILL the worker, as a crash would; whether one was running."""
+        pid = self.daemons["worker"].pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGKILL)
+        return True
+
+    async def start_worker(self) -> None:
+        """Start the worker again (with the files `start` wrote) unless it runs, and wait
+        until the coordinator lists it and a query runs on it."""
+        if self.daemons["worker"].pid() is None:
+            self.check_port_free(HOST, self.worker.port)
+            self._spawn(self.worker, self._java_environ())
+        worker_url = f"http://{HOST}:{self.worker.port}/v1/info"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+
+            async def started() -> bool:
+                # The coordinator may still list the killed worker: ask the new one.
+                try:
+                    async with session.get(worker_url) as reply:
+                        return reply.status == 200 and not (await reply.json())["starting"]
+                except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
+                    return False
+
+            await wait_until(
+                self.name,
+                started,
+                seconds=self.timeout,
+                log_file=self.daemons["worker"].log_file,
+                what=worker_url,
+                alive=lambda: self.daemons["worker"].pid() is not None,
             )
+        await self.ready()
 
     async def _get(self, session: aiohttp.ClientSession, path: str) -> Any:
         async with session.get(f"{self.url}{path}", headers={"X-Trino-User": self.user}) as reply:

@@ -239,6 +239,16 @@ def test_trino_rules_let_only_the_admin_see_others_queries() -> None:
         {"user": r"weaver\.admin", "allow": "owner"},
         {"allow": "read-only"},
     ]
+    # The pass-through table function (Weaver's key queries) is the admin's alone.
+    assert rules["functions"] == [
+        {
+            "user": r"weaver\.admin",
+            "schema": "system",
+            "function": "query",
+            "privileges": ["EXECUTE"],
+        },
+        {"catalog": "system", "schema": "builtin", "privileges": ["EXECUTE"]},
+    ]
 
 
 def test_trino_files_per_node(layout: Layout) -> None:
@@ -284,3 +294,9 @@ def test_stage_nodes_walks_sub_stages() -> None:
         "subStages": [{"tasks": [{"taskStatus": {"nodeId": "w2"}}], "subStages": [{"tasks": []}]}],
     }
     assert trino.stage_nodes(stage) == {"weaver-worker", "w2"}
+
+
+def test_trino_kill_worker_needs_a_running_worker(layout: Layout) -> None:
+    service = trino.Trino(layout, {"WEAVER_TRINO_PORT": "19000"})
+    # No pid file in this layout: nothing is signalled, whatever runs on the machine.
+    assert service.kill_worker() is False

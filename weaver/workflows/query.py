@@ -70,8 +70,9 @@ async def render(
         for name in checked.datasources
     }
     internal = tuple(sorted((name, d.internal_name) for name, d in datasources.items()))
+    engines = tuple(sorted((name, d.engine) for name, d in datasources.items()))
     # One row more than asked for tells whether there were more.
-    rendered = sql.render(text, dialect, internal, limit + 1)
+    rendered = sql.render(text, dialect, internal, limit + 1, engines)
     return PreparedQuery(new_query_id(), rendered, datasources, limit, timeout_seconds)
 
 
