@@ -144,6 +144,27 @@ class GlossaryTerm:
     created_at: datetime
     updated_at: datetime
 
+    def column_keys(self) -> list[tuple[str, str, str, str]]:
+        """``columns`` as (datasource, schema, table, column); the API admits no dot
+        inside a name, so a path of another shape names no column."""
+        keys = []
+        for path in self.columns:
+            parts = path.split(".")
+            if len(parts) == 4:
+                keys.append((parts[0], parts[1], parts[2], parts[3]))
+        return keys
+
+
+@dataclass(frozen=True, slots=True)
+class GlossaryLink:
+    """A glossary term linked to a column of the datasource's current schema graph."""
+
+    term_id: str
+    term: str
+    schema: str
+    table: str
+    column: str
+
 
 @dataclass(slots=True)
 class ColumnStatistics:

@@ -1,4 +1,10 @@
-"""Glossary terms, whose column links must name the tenant's own datasources."""
+"""Glossary terms, whose column links must name the tenant's own datasources.
+
+A term lives in the store that owns glossary terms; its links to columns are edges of the
+schema graph, in whichever store owns that (`store_glossary_links`). The term is written
+first and its links second, from the term as saved, so the links are always a copy of a
+term that exists.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +51,7 @@ async def create_term(
         updated_at=now,
     )
     await host.save_glossary_term(record, create=True)
+    await host.store_glossary_links(record)
     return record
 
 
@@ -73,9 +80,11 @@ async def replace_term(
         updated_at=datetime.now(UTC),
     )
     await host.save_glossary_term(record, create=False)
+    await host.store_glossary_links(record)
     return record
 
 
 async def delete_term(host: Host, tenant_id: str, term_id: str) -> None:
     if not await host.delete_glossary_term(tenant_id, term_id):
         raise NotFound(f"glossary term '{term_id}' not found")
+    await host.delete_glossary_links(tenant_id, term_id)

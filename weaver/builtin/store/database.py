@@ -139,6 +139,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         "CREATE INDEX query_results_by_tenant ON query_results (tenant_id, stored_at)",
     ),
+    # Glossary links as part of the schema graph: one row per (term, column path), kept
+    # whether or not the column is in the current graph, so that a sync bringing the
+    # column links it. Read joined with catalog_objects.
+    (
+        """CREATE TABLE glossary_links (
+            tenant_id TEXT NOT NULL,
+            term_id TEXT NOT NULL,
+            datasource TEXT NOT NULL,
+            schema_name TEXT NOT NULL,
+            table_name TEXT NOT NULL,
+            column_name TEXT NOT NULL,
+            term TEXT NOT NULL,
+            term_lower TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, term_id, datasource, schema_name, table_name, column_name)
+        ) WITHOUT ROWID""",
+        """CREATE INDEX glossary_links_by_column
+            ON glossary_links (tenant_id, datasource, schema_name, table_name, column_name)""",
+    ),
 )
 
 
