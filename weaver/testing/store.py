@@ -114,6 +114,33 @@ def warehouse_graph() -> SchemaGraph:
     )
 
 
+def wide_graph(tables: int, columns: int) -> SchemaGraph:
+    """A synthetic graph of any size: ``tables`` tables of ``columns`` columns over
+    three schemas (and an empty fourth); every table but the first has a foreign key
+    to the previous table's primary key."""
+    schemas = ["core", "mart", "raw"]
+    built: list[Table] = []
+    for n in range(tables):
+        schema = schemas[n % len(schemas)]
+        cols = [Column("id", "bigint", False, 1, primary_key=True)]
+        if n:
+            previous = built[-1]
+            cols.append(
+                Column(
+                    "parent_id",
+                    "bigint",
+                    True,
+                    2,
+                    references=ColumnRef(previous.schema, previous.name, "id"),
+                )
+            )
+        cols += [
+            Column(f"attr_{n}_{i}", "text", True, i) for i in range(len(cols) + 1, columns + 1)
+        ]
+        built.append(Table(schema, f"table_{n:04d}", cols, row_count=n * 10))
+    return SchemaGraph(schemas=[*schemas, "empty"], tables=built)
+
+
 def make_term(
     tenant_id: str,
     term: str,
