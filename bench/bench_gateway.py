@@ -99,6 +99,8 @@ def gateway_env(workdir: Path, **extra: str) -> dict[str, str]:
         "ENCRYPTION_KEY": "bench-encryption-key-0123456789abcdef",
         "JWT_SECRET_KEY": "bench-jwt-secret-0123456789abcdef0123",
         "WEAVER_RATE_LIMIT": "1000000000/60s",
+        # Likewise the per-tenant query slots: the load runs 16 requests at once.
+        "WEAVER_QUERY_CONCURRENCY": "1000",
         "LOG_LEVEL": "WARNING",
         **extra,
     }

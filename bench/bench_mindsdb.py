@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import jwt
 from weaver_mindsdb.testing import LiveEnv
 
 from weaver.naming import internal_name
+from weaver.testing import free_port
 
 JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123"
 LIMIT = 1000
@@ -74,12 +74,6 @@ CASES = (
         "GROUP BY c.segment, t.tier",
     ),
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager

@@ -8,11 +8,12 @@ from importlib.metadata import EntryPoint
 
 from aiohttp import web
 
-from weaver.api import datasources, glossary, health, metadata, query
+from weaver.api import agents, datasources, glossary, health, metadata, query
 from weaver.auth import TokenVerifier
 from weaver.bootstrap import build_host
 from weaver.console import routes as console
 from weaver.keys import HOST, METRICS, OPENAPI_DOCUMENT, PRINCIPAL, QUERIES, ROUTES, SETTINGS
+from weaver.mcp import route as mcp
 from weaver.middleware import cors, decorate, make_api_guard, observe, trace_requests
 from weaver.observability import Metrics, setup_tracing, tracing_active
 from weaver.openapi import build_document
@@ -20,8 +21,9 @@ from weaver.queries.service import QueryService
 from weaver.responses import dumps
 from weaver.routing import RouteTable
 from weaver.settings import Settings
+from weaver.workflows.repairs import Repairer
 
-RESOURCE_MODULES = (health, datasources, query, metadata, glossary, console)
+RESOURCE_MODULES = (health, datasources, query, metadata, agents, glossary, console)
 
 
 def create_app(
@@ -55,6 +57,8 @@ def create_app(
     table.install(app, PRINCIPAL, check_responses=settings.app_env == "test")
     app.on_response_prepare.append(decorate)
     app.cleanup_ctx.append(_plugin_lifecycle)
+    # After the plugins' lifecycle, so the MCP tools stop before the plugins do.
+    mcp.install(app)
     if metrics.process is not None:
         app.cleanup_ctx.append(_process_metrics)
     return app
@@ -62,9 +66,12 @@ def create_app(
 
 async def _plugin_lifecycle(app: web.Application) -> AsyncIterator[None]:
     host, queries = app[HOST], app[QUERIES]
+    repairer = Repairer(host)
     await host.startup()
     await queries.start()
+    await repairer.start()
     yield
+    await repairer.stop()
     # Queries still running end as failed ("the gateway stopped"), before the engines go.
     await queries.stop()
     await host.shutdown()

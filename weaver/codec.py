@@ -33,3 +33,9 @@ def loads(kind: type[T], text: str | bytes) -> T:
 def to_jsonable(value: Any, kind: Any | None = None) -> Any:
     """A dataclass record as JSON-native Python values (for responses)."""
     return _adapter(kind if kind is not None else type(value)).dump_python(value, mode="json")
+
+
+def from_jsonable(kind: type[T], value: Any) -> T:
+    """The record `to_jsonable` made ``value`` from."""
+    result: T = _adapter(kind).validate_python(value)
+    return result

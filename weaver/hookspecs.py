@@ -43,7 +43,7 @@ Anything else is a bug: it is logged and answered 500 without details.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import ModuleType
 from typing import Literal, TypeVar
@@ -61,11 +61,14 @@ from weaver.types import (
     GuardRequest,
     HealthCheck,
     IdempotencyClaim,
+    JoinHop,
+    JoinPath,
     Page,
     PreparedQuery,
     Principal,
     QueryRecord,
     QuerySweep,
+    Repair,
     RowStream,
     SchemaGraph,
     SearchHit,
@@ -74,6 +77,7 @@ from weaver.types import (
     SnapshotSummary,
     SqlDialect,
     StoredResponse,
+    TableName,
 )
 
 PROJECT = "weaver"
@@ -223,8 +227,9 @@ def register_datasource(
 
 @hookspec("owner")
 def unregister_datasource(context: WeaverContext, datasource: Datasource) -> None:
-    """Drop the datasource from the query engine. Rule: owner. Async allowed. Dropping
-    one the engine does not have is not an error."""
+    """Drop the datasource from the query engine. Rule: owner. Async allowed.
+    Idempotent: dropping one the engine does not have is not an error (a removal is
+    retried until every backend has done its part)."""
 
 
 @hookspec("owner")
@@ -286,7 +291,8 @@ def store_metadata(context: WeaverContext, datasource: Datasource, graph: Schema
     """Replace the datasource's schema graph with ``graph`` (after a sync).
 
     Rule: owner. Async allowed. Readers see either the old graph or the new one, never a
-    mix.
+    mix. Called after the sync's snapshot was saved, and called again with the same
+    graph when an earlier call failed: storing the same graph twice must leave one.
     """
 
 
@@ -305,11 +311,38 @@ def search_metadata(
     last hit as ``datasource.schema.table[.column]``. Rule: owner. Async allowed."""
 
 
+@hookspec("owner")
+def find_join_paths(
+    context: WeaverContext,
+    tenant_id: str,
+    start: TableName,
+    end: TableName,
+    max_hops: int,
+    bridges: Sequence[JoinHop],
+    limit: int,
+) -> list[JoinPath]:
+    """The shortest ways of joining table ``start`` to table ``end`` of the tenant, over
+    the foreign keys of its stored schema graphs and the ``bridges``.
+
+    Rule: owner (the store of the schema graph). Async allowed. Walk the graph breadth
+    first with `weaver.joins.PathSearch`, reading the foreign keys that touch each
+    level's tables (both ways: the referencing and the referenced side) from the graph of
+    the tenant only; the search decides the rest. ``bridges`` are joins between tables of
+    two datasources that the core derived from glossary terms (the store does not read
+    the glossary, which another plugin may own); they count as hops like foreign keys.
+    Returns at most ``limit`` paths, in the order the search lists them; an empty list
+    when none is within ``max_hops`` (1 to 6), or a table is not in the graph.
+    """
+
+
 @hookspec("each")
 def delete_metadata(context: WeaverContext, datasource: Datasource) -> None:
     """Forget everything kept about the datasource: graph, snapshots, statistics.
 
-    Rule: each (every store removes what it holds). Async allowed.
+    Rule: each (every store removes what it holds). Async allowed. Called after the
+    datasource left the registry (it answers 404 from then on) and retried until every
+    store succeeded, so it must be idempotent: forgetting what is already gone is not an
+    error.
     """
 
 
@@ -409,6 +442,32 @@ def save_statistics(
 def load_statistics(context: WeaverContext, datasource: Datasource) -> DatasourceStatistics | None:
     """The datasource's latest statistics. Rule: owner. Async allowed. ``None``: never
     computed."""
+
+
+# --- operations across backends --------------------------------------------------------
+
+
+@hookspec("owner")
+def save_repair(context: WeaverContext, repair: Repair) -> None:
+    """Keep ``repair`` (an operation across backends not yet finished everywhere),
+    replacing the one of the same ``(kind, key)``. Rule: owner (the store of the
+    datasource registry: the core writes a repair before the operation's first step).
+    Async allowed."""
+
+
+@hookspec("owner")
+def list_repairs(
+    context: WeaverContext, due_before: datetime | None, key: str | None
+) -> list[Repair]:
+    """Repairs oldest first: those whose ``next_attempt_at`` is unset or before
+    ``due_before`` (every one when ``due_before`` is None), only those of ``key`` when
+    given. Rule: owner. Async allowed."""
+
+
+@hookspec("owner")
+def delete_repair(context: WeaverContext, kind: str, key: str) -> None:
+    """Forget the repair of ``(kind, key)``: the operation finished everywhere. Rule:
+    owner. Async allowed. Forgetting one that is gone is not an error."""
 
 
 # --- query records and results --------------------------------------------------------

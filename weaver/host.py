@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -46,11 +46,14 @@ from weaver.types import (
     GuardRequest,
     HealthCheck,
     IdempotencyClaim,
+    JoinHop,
+    JoinPath,
     Page,
     PreparedQuery,
     Principal,
     QueryRecord,
     QuerySweep,
+    Repair,
     RowStream,
     SchemaGraph,
     SearchHit,
@@ -59,6 +62,7 @@ from weaver.types import (
     SnapshotSummary,
     SqlDialect,
     StoredResponse,
+    TableName,
 )
 
 log = logging.getLogger(__name__)
@@ -336,6 +340,29 @@ class Host:
             ),
         )
 
+    async def find_join_paths(
+        self,
+        tenant_id: str,
+        start: TableName,
+        end: TableName,
+        *,
+        max_hops: int,
+        bridges: Sequence[JoinHop],
+        limit: int,
+    ) -> list[JoinPath]:
+        return cast(
+            "list[JoinPath]",
+            await self._call_owner(
+                "find_join_paths",
+                tenant_id=tenant_id,
+                start=start,
+                end=end,
+                max_hops=max_hops,
+                bridges=bridges,
+                limit=limit,
+            ),
+        )
+
     async def delete_metadata(self, datasource: Datasource) -> None:
         # Every store forgets what it holds; one failing must not keep the others' data.
         failures = []
@@ -409,6 +436,20 @@ class Host:
             "DatasourceStatistics | None",
             await self._call_owner("load_statistics", datasource=datasource),
         )
+
+    # --- operations across backends ------------------------------------------------
+
+    async def save_repair(self, repair: Repair) -> None:
+        await self._call_owner("save_repair", repair=repair)
+
+    async def list_repairs(self, due_before: datetime | None, key: str | None) -> list[Repair]:
+        return cast(
+            "list[Repair]",
+            await self._call_owner("list_repairs", due_before=due_before, key=key),
+        )
+
+    async def delete_repair(self, kind: str, key: str) -> None:
+        await self._call_owner("delete_repair", kind=kind, key=key)
 
     # --- query records and results -------------------------------------------------
 

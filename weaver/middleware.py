@@ -184,11 +184,12 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def make_api_guard(verifier: TokenVerifier) -> Middleware:
-    """Authentication, then the request guard, for everything under ``/api/``."""
+    """Authentication, then the request guard, for everything under ``/api/`` and for
+    ``/mcp`` (the agents' protocol, held to the same token, tenant and limits)."""
 
     @web.middleware
     async def api_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith("/api/"):
+        if not (request.path.startswith("/api/") or request.path == "/mcp"):
             return await handler(request)
         principal = verifier.verify(request.headers.get("Authorization"))
         request[PRINCIPAL] = principal

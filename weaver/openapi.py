@@ -93,12 +93,14 @@ def _operation(route: Route, schema_ref: dict[type[BaseModel], Any]) -> dict[str
     if route.query is not None:
         properties = route.query.model_json_schema()["properties"]
         for name, info in route.query.model_fields.items():
+            # A parameter named like a Python keyword (`from`) is a field with an alias.
+            key = info.alias or name
             parameters.append(
                 {
-                    "name": name,
+                    "name": key,
                     "in": "query",
                     "required": info.is_required(),
-                    "schema": properties[name],
+                    "schema": properties[key],
                 }
             )
     if parameters:

@@ -104,7 +104,7 @@ class Settings(BaseSettings):
         validation_alias="WEAVER_CORS_ALLOWED_ORIGINS",
     )
     cors_allowed_methods: CommaList = Field(
-        default_factory=lambda: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        default_factory=lambda: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         validation_alias="WEAVER_CORS_ALLOWED_METHODS",
     )
     cors_allowed_headers: CommaList = Field(
@@ -113,6 +113,8 @@ class Settings(BaseSettings):
             "Content-Type",
             "X-Request-Id",
             "Idempotency-Key",
+            "Prefer",
+            "X-Weaver-Client",
         ],
         validation_alias="WEAVER_CORS_ALLOWED_HEADERS",
     )

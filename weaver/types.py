@@ -225,6 +225,40 @@ def parse_search_key(kind: SearchKind, key: str | None) -> tuple[str, str, str, 
     raise ValueError("the cursor is not one this API issued")
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class TableName:
+    """A table as the tenant names it across datasources: ``datasource.schema.table``."""
+
+    datasource: str
+    schema: str
+    table: str
+
+    def __str__(self) -> str:
+        return f"{self.datasource}.{self.schema}.{self.table}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class JoinHop:
+    """Two columns of two tables that join: a foreign key (``from`` is the referencing
+    column, as stores report them), a bridge the glossary makes between datasources, or
+    one step of a `JoinPath` (``from`` on the side the walk comes from)."""
+
+    from_table: TableName
+    from_column: str
+    to_table: TableName
+    to_column: str
+
+    def reversed(self) -> JoinHop:
+        return JoinHop(self.to_table, self.to_column, self.from_table, self.from_column)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class JoinPath:
+    """A walk from one table to another, each hop starting where the previous one ended."""
+
+    hops: tuple[JoinHop, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class ResultColumn:
     name: str
@@ -320,6 +354,31 @@ class QueryRecord:
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+
+RepairKind = Literal["remove_datasource", "store_graph", "reapply_connection"]
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """An operation across backends that has not finished everywhere yet.
+
+    The core writes it to the registry's store *before* the operation's first step and
+    deletes it after the last, so that whatever stopped the operation half-way (a backend
+    down, a process killed) leaves this record behind, and any gateway process finishes
+    the operation once the backend is back. ``key`` is what it works on (``tenant/name``
+    of a datasource); ``payload`` what it needs to finish (a datasource record, a
+    snapshot id). One repair per ``(kind, key)``: a newer intent replaces an older one.
+    """
+
+    kind: RepairKind
+    key: str
+    tenant_id: str
+    payload: Mapping[str, Any]
+    created_at: datetime
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from weaver.queries.service import Execution, QueryService
 from weaver.responses import json_response
 from weaver.results import ResultEncoder, ResultSummary, encoder_for
 from weaver.routing import RouteTable
-from weaver.types import QueryRecord, ResultColumn
+from weaver.types import QueryRecord, QueryVia, ResultColumn
 from weaver.workflows import query as workflow
 
 routes = RouteTable()
@@ -183,6 +183,7 @@ async def run_query(request: web.Request, body: QueryRequest) -> web.StreamRespo
             limit=body.limit or workflow.DEFAULT_ROW_LIMIT,
             timeout_seconds=body.timeout_seconds,
             max_rows=settings.export_max_rows,
+            via=_via(request),
         )
         return json_response(
             {"query_id": record.query_id, "status": record.status},
@@ -198,9 +199,19 @@ async def run_query(request: web.Request, body: QueryRequest) -> web.StreamRespo
     default = settings.export_max_rows if encoder.streams else workflow.DEFAULT_ROW_LIMIT
     limit = body.limit if body.limit is not None else default
     async with queries.run_sync(
-        principal, body.sql, limit=limit, timeout_seconds=body.timeout_seconds, max_rows=max_rows
+        principal,
+        body.sql,
+        limit=limit,
+        timeout_seconds=body.timeout_seconds,
+        max_rows=max_rows,
+        via=_via(request),
     ) as execution:
         return await _answer(request, queries, execution, encoder)
+
+
+def _via(request: web.Request) -> QueryVia:
+    """Where the query came from, for its history: the console says so in a header."""
+    return "console" if request.headers.get("X-Weaver-Client") == "console" else "api"
 
 
 def _prefers_async(request: web.Request) -> bool:

@@ -33,6 +33,7 @@ from weaver.errors import (
     NotFound,
     Problem,
     QueryCancelled,
+    QueryFailed,
     TooManyQueries,
     problem_body,
 )
@@ -52,6 +53,7 @@ from weaver.types import (
 )
 from weaver.values import jsonable_row
 from weaver.workflows import query as query_workflow
+from weaver.workflows import suggestions
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,10 @@ SWEEP_SECONDS = 15.0
 RENEWALS_PER_LEASE = 4
 # How often a queued async query tries for a slot.
 QUEUE_POLL_SECONDS = 0.25
+# A synchronous query is recorded when it ends; one still running after this long is
+# recorded as running too, so that history lists it and a DELETE sent to another process
+# finds it. Most queries end sooner, and are written once instead of twice.
+ANNOUNCE_AFTER_SECONDS = 0.2
 RETRY_AFTER_SECONDS = 1
 
 # Why a running query was stopped, as metrics and logs name it.
@@ -86,6 +92,10 @@ class Running:
     task: asyncio.Task[Any] | None = None
     cause: str | None = None
     holds_slot: bool = False
+    # Whether the store has the record, and the task that will put it there.
+    stored: bool = False
+    announcing: asyncio.Task[None] | None = None
+    storing: bool = False
 
     def cancel(self, cause: str) -> bool:
         if self.cause is not None or self.task is None or self.task.done():
@@ -295,7 +305,19 @@ class QueryService:
         prepared = replace(prepared, query_id=record.query_id)
         return replace(record, datasources=tuple(sorted(prepared.datasources))), prepared
 
+    async def _announce(self, running: Running) -> None:
+        await asyncio.sleep(ANNOUNCE_AFTER_SECONDS)
+        running.storing = True
+        await self.host.save_query(running.record, create=True)
+        running.stored = True
+
     async def _finish(self, running: Running, status: QueryStatus, **changes: Any) -> QueryRecord:
+        announcing = running.announcing
+        if announcing is not None and not announcing.done():
+            if running.storing:
+                await asyncio.gather(announcing, return_exceptions=True)
+            else:
+                announcing.cancel()
         record = replace(
             running.record,
             status=status,
@@ -306,7 +328,7 @@ class QueryService:
         )
         running.record = record
         try:
-            await self.host.save_query(record, create=False)
+            await self.host.save_query(record, create=not running.stored)
         except Exception as error:  # the lease lapses and a sweep records it failed
             log.error("could not record the end of query %s: %s", record.query_id, error)
         return record
@@ -387,11 +409,13 @@ class QueryService:
         gauge = self.metrics.running_queries.labels(self.host.query_plugin or "none")
         gauge.inc()
         error: BaseException | None = None
+        running.announcing = asyncio.create_task(self._announce(running))
         try:
-            await self.host.save_query(record, create=True)
             yield execution
         except BaseException as raised:
             error = raised
+            if isinstance(raised, QueryFailed):
+                await suggestions.explain(self.host, principal, raised, text)
             raise
         finally:
             gauge.dec()
@@ -447,7 +471,7 @@ class QueryService:
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         await self.host.save_query(record, create=True)
-        running = self._local[record.query_id] = Running(record, prepared, principal)
+        running = self._local[record.query_id] = Running(record, prepared, principal, stored=True)
         task = asyncio.create_task(self._run_async(running), name=f"weaver-query-{record.query_id}")
         running.task = task
         self._tasks.add(task)
@@ -491,6 +515,8 @@ class QueryService:
             }
         except BaseException as raised:
             error = raised
+            if isinstance(raised, QueryFailed):
+                await suggestions.explain(self.host, running.principal, raised, running.record.sql)
             with contextlib.suppress(Exception):
                 await self.host.delete_results(running.record.tenant_id, running.record.query_id)
         finally:
@@ -505,7 +531,14 @@ class QueryService:
     async def get(self, principal: Principal, query_id: str) -> QueryRecord:
         """The query, if the caller may see it: its own, or any of the tenant's for an
         admin; anything else answers like a missing one."""
-        record = await self.host.get_query(principal.tenant_id, query_id)
+        running = self._local.get(query_id)
+        # A synchronous query this process runs may not be recorded yet (see
+        # `ANNOUNCE_AFTER_SECONDS`): its record here is the current one.
+        record = (
+            running.record
+            if running is not None and running.record.tenant_id == principal.tenant_id
+            else await self.host.get_query(principal.tenant_id, query_id)
+        )
         if record is None or not (record.subject == principal.subject or principal.can("admin")):
             raise NotFound(f"query '{query_id}' not found")
         return record

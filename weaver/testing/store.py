@@ -24,6 +24,7 @@ import asyncio
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -38,13 +39,18 @@ from weaver.types import (
     DatasourceStatistics,
     GlossaryLink,
     GlossaryTerm,
+    JoinHop,
+    JoinPath,
     Page,
+    Repair,
     SchemaGraph,
     SearchHit,
     Snapshot,
     Table,
+    TableName,
     TableStatistics,
 )
+from weaver.workflows import agents
 
 EPOCH = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -183,6 +189,79 @@ def search_key(hit: SearchHit) -> str:
     return key if hit.column is None else f"{key}.{hit.column}"
 
 
+def _table(schema: str, name: str, *columns: Column) -> Table:
+    return Table(schema, name, list(columns))
+
+
+def _key(name: str, ordinal: int = 1) -> Column:
+    return Column(name, "integer", False, ordinal, primary_key=True)
+
+
+def _fk(name: str, ordinal: int, schema: str, table: str, column: str = "id") -> Column:
+    return Column(name, "integer", False, ordinal, references=ColumnRef(schema, table, column))
+
+
+def joins_graph() -> SchemaGraph:
+    """A shop whose tables are one, two and three hops apart, with two foreign keys
+    between one pair of tables, a key referring to its own table, a table without keys
+    and a foreign key into another schema."""
+    return SchemaGraph(
+        schemas=["sales", "catalog"],
+        tables=[
+            _table("sales", "customers", _key("id")),
+            _table(
+                "sales",
+                "orders",
+                _key("id"),
+                _fk("customer_id", 2, "sales", "customers"),
+                _fk("billing_address_id", 3, "sales", "addresses"),
+                _fk("shipping_address_id", 4, "sales", "addresses"),
+            ),
+            _table("sales", "addresses", _key("id")),
+            _table(
+                "sales",
+                "order_items",
+                _key("id"),
+                _fk("order_id", 2, "sales", "orders"),
+                _fk("product_id", 3, "catalog", "products"),
+            ),
+            _table(
+                "catalog", "products", _key("id"), _fk("category_id", 2, "catalog", "categories")
+            ),
+            _table("catalog", "categories", _key("id")),
+            _table("sales", "employees", _key("id"), _fk("manager_id", 2, "sales", "employees")),
+            _table("sales", "lonely", _key("id")),
+        ],
+    )
+
+
+def crm_graph() -> SchemaGraph:
+    """A second datasource meeting `joins_graph` only where the glossary says so."""
+    return SchemaGraph(
+        schemas=["public"],
+        tables=[
+            _table(
+                "public",
+                "accounts",
+                _key("id"),
+                Column("customer_id", "bigint", True, 2),
+                Column("account_ref", "integer", True, 3),
+                Column("email", "text", True, 4),
+            )
+        ],
+    )
+
+
+def table_name(path: str) -> TableName:
+    return TableName(*path.split("."))
+
+
+def hop(start: str, end: str) -> JoinHop:
+    """A hop between two ``datasource.schema.table.column`` paths."""
+    left, right = start.rsplit(".", 1), end.rsplit(".", 1)
+    return JoinHop(table_name(left[0]), left[1], table_name(right[0]), right[1])
+
+
 class StoreContract(PluginContract):
     """Conformance tests for the datasource registry and the metadata catalog."""
 
@@ -207,6 +286,10 @@ class StoreContract(PluginContract):
         "load_glossary_links",
         "save_statistics",
         "load_statistics",
+        "find_join_paths",
+        "save_repair",
+        "list_repairs",
+        "delete_repair",
     )
 
     @pytest.fixture
@@ -730,6 +813,216 @@ class StoreContract(PluginContract):
             assert await host.load_metadata(datasource) == shop_graph()
             assert await host.get_snapshot(datasource, snapshot.id) == snapshot
             assert await host.load_statistics(datasource) == make_statistics(7)
+
+    # --- join paths ------------------------------------------------------------------
+
+    async def join_paths(
+        self,
+        host: Host,
+        tenant_id: str,
+        start: str,
+        end: str,
+        max_hops: int = 4,
+        bridges: tuple[JoinHop, ...] = (),
+    ) -> list[list[JoinHop]]:
+        found = await host.find_join_paths(
+            tenant_id,
+            table_name(start),
+            table_name(end),
+            max_hops=max_hops,
+            bridges=bridges,
+            limit=10,
+        )
+        return [list(path.hops) for path in found]
+
+    async def test_tables_one_two_and_three_hops_apart(self, host: Host, tenant_a: str) -> None:
+        await host.store_metadata(await self.registered(host, tenant_a, "shop"), joins_graph())
+        assert await self.join_paths(
+            host, tenant_a, "shop.sales.orders", "shop.sales.customers"
+        ) == [[hop("shop.sales.orders.customer_id", "shop.sales.customers.id")]]
+        assert await self.join_paths(
+            host, tenant_a, "shop.sales.customers", "shop.sales.order_items"
+        ) == [
+            [
+                hop("shop.sales.customers.id", "shop.sales.orders.customer_id"),
+                hop("shop.sales.orders.id", "shop.sales.order_items.order_id"),
+            ]
+        ]
+        assert await self.join_paths(
+            host, tenant_a, "shop.sales.customers", "shop.catalog.products"
+        ) == [
+            [
+                hop("shop.sales.customers.id", "shop.sales.orders.customer_id"),
+                hop("shop.sales.orders.id", "shop.sales.order_items.order_id"),
+                hop("shop.sales.order_items.product_id", "shop.catalog.products.id"),
+            ]
+        ]
+
+    async def test_hops_go_either_way_along_a_foreign_key(self, host: Host, tenant_a: str) -> None:
+        await host.store_metadata(await self.registered(host, tenant_a, "shop"), joins_graph())
+        # Walking against the key: `from` is still the side nearer the start.
+        assert await self.join_paths(
+            host, tenant_a, "shop.catalog.categories", "shop.sales.order_items"
+        ) == [
+            [
+                hop("shop.catalog.categories.id", "shop.catalog.products.category_id"),
+                hop("shop.catalog.products.id", "shop.sales.order_items.product_id"),
+            ]
+        ]
+        assert await self.join_paths(
+            host, tenant_a, "shop.sales.customers", "shop.sales.orders"
+        ) == [[hop("shop.sales.customers.id", "shop.sales.orders.customer_id")]]
+
+    async def test_every_shortest_path_and_only_those(self, host: Host, tenant_a: str) -> None:
+        await host.store_metadata(await self.registered(host, tenant_a, "shop"), joins_graph())
+        assert await self.join_paths(
+            host, tenant_a, "shop.sales.orders", "shop.sales.addresses"
+        ) == [
+            [hop("shop.sales.orders.billing_address_id", "shop.sales.addresses.id")],
+            [hop("shop.sales.orders.shipping_address_id", "shop.sales.addresses.id")],
+        ]
+        assert await self.join_paths(
+            host, tenant_a, "shop.sales.addresses", "shop.sales.customers"
+        ) == [
+            [
+                hop("shop.sales.addresses.id", "shop.sales.orders.billing_address_id"),
+                hop("shop.sales.orders.customer_id", "shop.sales.customers.id"),
+            ],
+            [
+                hop("shop.sales.addresses.id", "shop.sales.orders.shipping_address_id"),
+                hop("shop.sales.orders.customer_id", "shop.sales.customers.id"),
+            ],
+        ]
+        found = await host.find_join_paths(
+            tenant_a,
+            table_name("shop.sales.addresses"),
+            table_name("shop.sales.customers"),
+            max_hops=4,
+            bridges=(),
+            limit=1,
+        )
+        # At most `limit`, and the first ones: through the billing address.
+        assert [path.hops[0].to_column for path in found] == ["billing_address_id"]
+
+    async def test_nothing_within_max_hops_is_no_path(self, host: Host, tenant_a: str) -> None:
+        await host.store_metadata(await self.registered(host, tenant_a, "shop"), joins_graph())
+        customers, products = "shop.sales.customers", "shop.catalog.products"
+        assert await self.join_paths(host, tenant_a, customers, products, max_hops=2) == []
+        assert len(await self.join_paths(host, tenant_a, customers, products, max_hops=3)) == 1
+        assert await self.join_paths(host, tenant_a, customers, "shop.sales.lonely", 6) == []
+        assert await self.join_paths(host, tenant_a, "shop.sales.employees", customers, 6) == []
+        assert await self.join_paths(host, tenant_a, customers, "shop.sales.ghost") == []
+        assert await self.join_paths(host, tenant_a, customers, customers) == [[]]
+
+    async def test_join_paths_are_tenant_scoped(
+        self, host: Host, tenant_a: str, tenant_b: str
+    ) -> None:
+        await host.store_metadata(await self.registered(host, tenant_a, "shop"), joins_graph())
+        orders, customers = "shop.sales.orders", "shop.sales.customers"
+        assert await self.join_paths(host, tenant_b, orders, customers) == []
+        # Tenant B's own shop joins customers to products directly; A's paths stay A's.
+        shortcut = joins_graph()
+        shortcut.tables[0].columns.append(_fk("favourite_id", 2, "catalog", "products"))
+        await host.store_metadata(await self.registered(host, tenant_b, "shop"), shortcut)
+        assert await self.join_paths(host, tenant_b, customers, "shop.catalog.products") == [
+            [hop("shop.sales.customers.favourite_id", "shop.catalog.products.id")]
+        ]
+        assert (
+            len((await self.join_paths(host, tenant_a, customers, "shop.catalog.products"))[0]) == 3
+        )
+
+    async def test_datasources_join_only_through_a_bridge(self, host: Host, tenant_a: str) -> None:
+        await host.store_metadata(await self.registered(host, tenant_a, "shop"), joins_graph())
+        await host.store_metadata(await self.registered(host, tenant_a, "crm"), crm_graph())
+        accounts, customers = "crm.public.accounts", "shop.sales.customers"
+        assert await self.join_paths(host, tenant_a, accounts, customers, 6) == []
+        bridge = hop("crm.public.accounts.customer_id", "shop.sales.orders.customer_id")
+        assert await self.join_paths(host, tenant_a, accounts, customers, bridges=(bridge,)) == [
+            [bridge, hop("shop.sales.orders.customer_id", "shop.sales.customers.id")]
+        ]
+        assert await self.join_paths(host, tenant_a, customers, accounts, bridges=(bridge,)) == [
+            [hop("shop.sales.customers.id", "shop.sales.orders.customer_id"), bridge.reversed()]
+        ]
+
+    async def test_the_glossary_bridges_datasources_through_same_named_columns(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        await host.store_metadata(await self.registered(host, tenant_a, "shop"), joins_graph())
+        await host.store_metadata(await self.registered(host, tenant_a, "crm"), crm_graph())
+        start, end = table_name("crm.public.accounts"), table_name("shop.sales.customers")
+
+        async def link(term: str, *columns: str) -> None:
+            await host.save_glossary_term(
+                replace(make_term(tenant_a, term), columns=columns), create=True
+            )
+
+        # Different names, or types that do not compare, make no bridge.
+        await link("Account", "crm.public.accounts.account_ref", "shop.sales.customers.id")
+        await link("Contact", "crm.public.accounts.email", "shop.sales.customers.id")
+        assert await agents.join_paths(host, tenant_a, start, end) == []
+        await link("Customer", "crm.public.accounts.customer_id", "shop.sales.orders.customer_id")
+        (answer,) = await agents.join_paths(host, tenant_a, start, end)
+        assert answer.path == JoinPath(
+            (
+                hop("crm.public.accounts.customer_id", "shop.sales.orders.customer_id"),
+                hop("shop.sales.orders.customer_id", "shop.sales.customers.id"),
+            )
+        )
+        assert answer.sql.startswith('FROM "crm"."public"."accounts" AS "t0" JOIN')
+
+    # --- operations across backends ------------------------------------------------
+
+    def repair(self, tenant_id: str, name: str, minutes: int = 0, **changes: Any) -> Repair:
+        return replace(
+            Repair(
+                kind="remove_datasource",
+                key=f"{tenant_id}/{name}",
+                tenant_id=tenant_id,
+                payload={"datasource": {"name": name, "nested": [1, "two"]}},
+                created_at=EPOCH + timedelta(minutes=minutes),
+            ),
+            **changes,
+        )
+
+    async def test_repairs_round_trip_oldest_first_one_per_kind_and_key(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        first = self.repair(tenant_a, "a")
+        second = self.repair(tenant_a, "b", minutes=1)
+        await host.save_repair(second)
+        await host.save_repair(first)
+        mine = [r for r in await host.list_repairs(None, None) if r.tenant_id == tenant_a]
+        assert mine == [first, second]
+        # A newer intent for the same kind and key replaces the older one.
+        retried = replace(first, attempts=2, last_error="the engine is down")
+        await host.save_repair(retried)
+        assert await host.list_repairs(None, first.key) == [retried]
+        other = replace(first, kind="store_graph", payload={"snapshot_id": "s1"})
+        await host.save_repair(other)
+        assert {r.kind for r in await host.list_repairs(None, first.key)} == {
+            "remove_datasource",
+            "store_graph",
+        }
+
+    async def test_only_due_repairs_are_listed_when_asked(self, host: Host, tenant_a: str) -> None:
+        now = datetime.now(UTC)
+        due = self.repair(tenant_a, "due", next_attempt_at=now - timedelta(seconds=1))
+        never_tried = self.repair(tenant_a, "new")
+        later = self.repair(tenant_a, "later", next_attempt_at=now + timedelta(hours=1))
+        for repair in (due, never_tried, later):
+            await host.save_repair(repair)
+        listed = {r.key for r in await host.list_repairs(now, None)}
+        assert {due.key, never_tried.key} <= listed and later.key not in listed
+        assert later.key in {r.key for r in await host.list_repairs(None, None)}
+
+    async def test_a_deleted_repair_is_gone_and_deleting_twice_is_fine(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        repair = self.repair(tenant_a, "x")
+        await host.save_repair(repair)
+        await host.delete_repair(repair.kind, repair.key)
+        await host.delete_repair(repair.kind, repair.key)
+        assert await host.list_repairs(None, repair.key) == []
 
     # --- health ----------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from weaver.types import (
     Snapshot,
     Table,
 )
+from weaver.workflows import repairs
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +29,14 @@ class SyncOutcome:
 
 
 async def sync(host: Host, datasource: Datasource) -> SyncOutcome:
-    """Introspect the datasource, replace its schema graph, record a snapshot."""
+    """Introspect the datasource, record a snapshot, replace its schema graph.
+
+    The snapshot comes first: if the graph store then fails, the snapshot says the sync
+    happened and a repair stores its graph once the store is back (the caller gets the
+    store's 503 meanwhile); if the snapshot store fails, nothing changed.
+    """
     started = time.perf_counter()
     graph = await host.introspect_datasource(datasource)
-    await host.store_metadata(datasource, graph)
     snapshot = Snapshot(
         id=uuid.uuid4().hex,
         tenant_id=datasource.tenant_id,
@@ -40,6 +45,12 @@ async def sync(host: Host, datasource: Datasource) -> SyncOutcome:
         graph=graph,
     )
     await host.save_snapshot(snapshot)
+    repair = repairs.intent(
+        "store_graph", datasource.tenant_id, datasource.name, snapshot_id=snapshot.id
+    )
+    await host.save_repair(repair)
+    await host.store_metadata(datasource, graph)
+    await host.delete_repair(repair.kind, repair.key)
     return SyncOutcome(snapshot, round((time.perf_counter() - started) * 1000, 3))
 
 

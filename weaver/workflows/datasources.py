@@ -7,12 +7,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from weaver import connections
+from weaver import codec, connections
 from weaver.errors import Conflict, Unprocessable, field_error, found
 from weaver.host import Host
 from weaver.naming import internal_name
 from weaver.netpolicy import check_targets
-from weaver.types import ConnectionSpec, Datasource
+from weaver.types import ConnectionSpec, Datasource, Repair
+from weaver.workflows import repairs
 
 # Kept unless the request says otherwise (`update`).
 _UNCHANGED: Any = object()
@@ -48,6 +49,9 @@ async def register(
     """Create a datasource in the registry and the query engine, or in neither."""
     if await host.get_datasource(tenant_id, name) is not None:
         raise Conflict(f"datasource '{name}' already exists")
+    if any(r.kind == "remove_datasource" for r in await repairs.pending(host, tenant_id, name)):
+        # Its engine database may still exist under the same internal name.
+        raise Conflict(f"datasource '{name}' is still being removed; try again shortly")
     spec = await checked_connection(host, engine, connection)
     sealed = connections.seal(host.context.secrets, tenant_id, name, spec)
     now = datetime.now(UTC)
@@ -69,7 +73,12 @@ async def register(
     try:
         await host.register_datasource(datasource, connections.full(spec), replace=False)
     except BaseException:
-        await host.delete_datasource(tenant_id, name)
+        # The engine refused (or did not answer): undo the claim, and if even that
+        # fails, leave the undoing to a repair — a record must not outlive its engine.
+        try:
+            await host.delete_datasource(tenant_id, name)
+        except Exception:
+            await _remove_later(host, datasource)
         raise
     return datasource
 
@@ -101,8 +110,20 @@ async def update(
 
 
 async def remove(host: Host, datasource: Datasource) -> None:
-    """Remove a datasource from the query engine, every store and the registry."""
-    # The record goes last: if the engine or a store fails, the delete can be retried.
-    await host.unregister_datasource(datasource)
-    await host.delete_metadata(datasource)
+    """Remove a datasource from the registry at once (it answers 404 from now on), then
+    from the query engine and every store — now, or, if a backend is down, by a repair
+    once it is back."""
+    repair = await _remove_later(host, datasource)
     await host.delete_datasource(datasource.tenant_id, datasource.name)
+    await repairs.finish(host, repair)
+
+
+async def _remove_later(host: Host, datasource: Datasource) -> Repair:
+    repair = repairs.intent(
+        "remove_datasource",
+        datasource.tenant_id,
+        datasource.name,
+        datasource=codec.to_jsonable(datasource),
+    )
+    await host.save_repair(repair)
+    return repair

@@ -7,22 +7,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
+from weaver.testing.relay import Relay
+
 # The metadata database that scripts/services.sh creates, whose user may create others.
 DEFAULT_DSN = "postgresql://sample_user:sample_password@127.0.0.1:5433/weaver_meta"
 TEST_DATABASE = "weaver_pg_guard_test"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def with_database(dsn: str, database: str) -> str:
@@ -54,47 +49,6 @@ def guard_dsn() -> str:
     base = os.environ.get("POSTGRES_DSN") or DEFAULT_DSN
     asyncio.run(create_database(base, TEST_DATABASE))
     return with_database(base, TEST_DATABASE)
-
-
-class Relay:
-    """Forwards loopback connections on its own port to the real server, until cut."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = free_port()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
-
-    async def cut(self) -> None:
-        """Refuse new connections and drop the open ones, as a database that died."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in list(self._writers):
-            writer.close()
-        self._writers.clear()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        self._writers |= {writer, upstream_writer}
-
-        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError):
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            sink.close()
-
-        await asyncio.gather(pump(reader, upstream_writer), pump(upstream_reader, writer))
-        self._writers -= {writer, upstream_writer}
 
 
 @pytest.fixture

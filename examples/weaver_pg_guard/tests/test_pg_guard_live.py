@@ -26,10 +26,11 @@ from weaver.errors import GuardUnavailable, RateLimited
 from weaver.host import Host
 from weaver.ratelimit import caller_key
 from weaver.settings import Settings
-from weaver.testing import GuardContract, make_settings, running_host
+from weaver.testing import GuardContract, free_port, make_settings, running_host
 from weaver.testing.guard import claim, guard_request, new_principal, stored, write
+from weaver.testing.relay import Relay
 
-from .conftest import Relay, free_port, with_address
+from .conftest import with_address
 
 pytestmark = [
     pytest.mark.live,

@@ -15,10 +15,8 @@ import pytest
 from weaver_pg_guard.plugin import DSN_VARIABLE, PLUGIN_NAME, describe_target
 
 from weaver.errors import GuardUnavailable
-from weaver.testing import make_settings, running_host
+from weaver.testing import free_port, make_settings, running_host
 from weaver.testing.guard import guard_request, new_principal, write
-
-from .conftest import free_port
 
 FLAG = {"WEAVER_PG_GUARD_MODE": "true"}
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -21,6 +20,7 @@ from weaver.errors import Unavailable
 from weaver.host import Host
 from weaver.settings import Settings
 from weaver.testing.harness import running_host
+from weaver.testing.relay import Relay
 from weaver.testing.store import (
     StoreContract,
     make_datasource,
@@ -40,8 +40,8 @@ pytestmark = [
 
 class TestNeo4jStore(StoreContract):
     plugin = PLUGIN_NAME
-    # The schema graph, its search and its glossary links; the registry and the rest
-    # (glossary terms included) stay embedded.
+    # The schema graph, its search, its glossary links and join paths; the registry and
+    # the rest (glossary terms included) stay embedded.
     plugin_hooks = (
         "store_metadata",
         "load_metadata",
@@ -49,6 +49,7 @@ class TestNeo4jStore(StoreContract):
         "store_glossary_links",
         "delete_glossary_links",
         "load_glossary_links",
+        "find_join_paths",
     )
 
     @pytest.fixture
@@ -64,6 +65,7 @@ class TestNeo4jStore(StoreContract):
             assert host.owner_of("store_metadata") == PLUGIN_NAME
             assert host.owner_of("load_metadata") == PLUGIN_NAME
             assert host.owner_of("search_metadata") == PLUGIN_NAME
+            assert host.owner_of("find_join_paths") == PLUGIN_NAME
             assert host.owner_of("save_datasource") == "embedded_store"
             yield host
 
@@ -264,44 +266,11 @@ async def test_refused_credentials_are_unavailable_without_the_password(
         assert "credentials" in raised.value.detail
 
 
-class Relay:
-    """A TCP relay to the real server on a port of its own, so a test can make Neo4j
-    appear after the gateway started."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port: int = probe.getsockname()[1]
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-
-        async def copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            try:
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            finally:
-                sink.close()
-
-        await asyncio.gather(copy(reader, upstream_writer), copy(upstream_reader, writer))
-
-
 async def test_a_neo4j_that_comes_up_later_is_used_and_set_up(
     neo4j_settings: Callable[..., Settings], neo4j_uri: str, tenant: str
 ) -> None:
     name, port = neo4j_uri.rsplit("/", 1)[-1].rsplit(":", 1)
-    relay = Relay((name, int(port)))
+    relay = Relay(name, int(port))
     settings = neo4j_settings(uri=f"bolt://127.0.0.1:{relay.port}")
     async with running_host(settings) as host:
         catalog: Neo4jCatalog = catalog_of(host)
@@ -317,4 +286,4 @@ async def test_a_neo4j_that_comes_up_later_is_used_and_set_up(
             assert catalog.schema_ready
             assert await host.load_metadata(datasource) == shop_graph()
         finally:
-            await relay.stop()
+            await relay.cut()

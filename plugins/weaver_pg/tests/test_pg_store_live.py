@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -34,6 +32,7 @@ from weaver.testing.queries import (
     make_query,
     succeeded,
 )
+from weaver.testing.relay import Relay
 from weaver.testing.store import StoreContract, make_datasource, make_statistics, make_term
 
 pytestmark = [
@@ -292,65 +291,11 @@ async def test_glossary_terms_are_unique_in_the_database(host: Host, dsn: str) -
 # --- the server going away ---------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Relay:
-    """A TCP relay to the real server that a test can cut and restore, standing for
-    PostgreSQL going down and coming back."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = free_port()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in list(self._writers):
-            writer.close()
-        self._writers.clear()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        self._writers |= {writer, upstream_writer}
-
-        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            try:
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                sink.close()
-
-        await asyncio.gather(pump(reader, upstream_writer), pump(upstream_reader, writer))
-
-
 @pytest.fixture
 async def relay(dsn: str) -> AsyncIterator[Relay]:
-    server = urlsplit(dsn)
-    relay = Relay((server.hostname or "127.0.0.1", server.port or 5432))
+    relay = Relay.to(dsn, 5432)
     yield relay
-    await relay.stop()
-
-
-def through(relay: Relay, dsn: str) -> str:
-    """``dsn`` with the relay in place of the server."""
-    parts = urlsplit(dsn)
-    credentials = parts.netloc.rpartition("@")[0]
-    return urlunsplit(parts._replace(netloc=f"{credentials}@127.0.0.1:{relay.port}"))
+    await relay.cut()
 
 
 async def pg_status(host: Host) -> str:
@@ -360,7 +305,7 @@ async def pg_status(host: Host) -> str:
 async def test_starts_while_postgres_is_down_and_recovers(
     tmp_path: Path, dsn: str, relay: Relay
 ) -> None:
-    async with running_host(pg_settings(tmp_path, through(relay, dsn))) as host:
+    async with running_host(pg_settings(tmp_path, relay.through(dsn))) as host:
         assert PLUGIN_NAME not in host.startup_errors
         assert await pg_status(host) == "down"
         datasource = make_datasource("trecover", "shop")
@@ -372,7 +317,7 @@ async def test_starts_while_postgres_is_down_and_recovers(
         await host.save_statistics(datasource, make_statistics(1))
 
         # Every open connection is cut: the pool must notice and reconnect later.
-        await relay.stop()
+        await relay.cut()
         assert await pg_status(host) == "down"
         with pytest.raises(Unavailable):
             await host.load_statistics(datasource)

@@ -301,3 +301,70 @@ async def test_redis_outage_and_recovery(private: tuple[Gateways, RedisServer]) 
     for reply in await ready(gateways):
         assert reply.status == 200
         assert reply.body["checks"]["redis_guard"]["status"] == "up"
+
+
+# A statement that counts for hours: it runs until it is cancelled.
+RUNAWAY = (
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000000)"
+    " SELECT count(*) FROM n WHERE (SELECT count(*) FROM demo.items) >= 0"
+)
+
+
+async def test_query_concurrency_holds_exactly_across_processes(tmp_path: Path) -> None:
+    """WEAVER_QUERY_CONCURRENCY=2 for a tenant whose queries land on three processes:
+    exactly two run, the others wait queued, and a synchronous one is refused."""
+    gateways = Gateways(
+        tmp_path,
+        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        overrides={"WEAVER_QUERY_CONCURRENCY": "2", "WEAVER_RATE_LIMIT": "100000/60s"},
+    )
+    gateways.start()
+    try:
+        auth = gateways.caller()
+        async with aiohttp.ClientSession() as session:
+            made = await send(
+                session, gateways.urls[0], "POST", "/api/datasources", auth, DATASOURCE
+            )
+            assert made.status == 201, made.body
+            asynchronous = {**auth, "Prefer": "respond-async"}
+            accepted = await spread(
+                gateways, 6, "POST", "/api/query", asynchronous, json={"sql": RUNAWAY}
+            )
+            assert {r.status for r in accepted} == {202}, [r.body for r in accepted]
+            ids = [r.body["query_id"] for r in accepted]
+
+            async def statuses() -> list[str]:
+                replies = await asyncio.gather(
+                    *(
+                        send(session, gateways.urls[n % GATEWAYS], "GET", f"/api/query/{q}", auth)
+                        for n, q in enumerate(ids)
+                    )
+                )
+                return sorted(r.body["status"] for r in replies)
+
+            for _ in range(100):
+                seen = await statuses()
+                if seen.count("running") == 2:
+                    break
+                await asyncio.sleep(0.1)
+            # Two run, wherever they were sent; the four others wait their turn.
+            assert seen == ["queued"] * 4 + ["running"] * 2, seen
+            await asyncio.sleep(1)
+            assert await statuses() == seen
+            refused = await send(
+                session, gateways.urls[2], "POST", "/api/query", auth, {"sql": RUNAWAY}
+            )
+            assert refused.status == 429, refused.body
+            assert refused.body["type"].endswith("too-many-queries")
+            for n, query_id in enumerate(ids):
+                await send(
+                    session, gateways.urls[n % GATEWAYS], "DELETE", f"/api/query/{query_id}", auth
+                )
+            for _ in range(100):
+                if set(await statuses()) == {"cancelled"}:
+                    break
+                await asyncio.sleep(0.1)
+            assert set(await statuses()) == {"cancelled"}
+    finally:
+        gateways.stop()
+        gateways.forget_callers()

@@ -1,7 +1,8 @@
 """The embedded store's file: its schema (migrations), its connections, and the three
 ways of running work on them.
 
-Where the work runs. Writes may wait on another process's lock, and document reads or
+Where the work runs. Writes may wait on another process's lock, so they go to the
+store's one writer thread, in groups (see `SQLiteStore.write`); document reads or
 searches may take milliseconds, so they go to worker threads (``asyncio.to_thread``, one
 connection per thread). Point lookups and short pages of small indexed rows (a
 datasource, the datasource list, a glossary term, snapshot summaries) run on the loop
@@ -20,6 +21,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Hashable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,9 +141,60 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         "CREATE INDEX query_results_by_tenant ON query_results (tenant_id, stored_at)",
     ),
+    # Operations across backends not finished everywhere yet.
+    (
+        """CREATE TABLE repairs (
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            next_attempt_at TEXT,
+            document TEXT NOT NULL,
+            PRIMARY KEY (kind, key)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX repairs_due ON repairs (next_attempt_at)",
+    ),
+    # Foreign keys of the current graphs as rows, so that a join-path search reads the
+    # keys touching a few tables by index instead of decoding whole graphs. Filled from
+    # the graphs already stored (those naming a column the graph lacks join nothing, and
+    # are left out); written with them from then on.
+    (
+        """CREATE TABLE foreign_keys (
+            tenant_id TEXT NOT NULL,
+            datasource TEXT NOT NULL,
+            schema_name TEXT NOT NULL,
+            table_name TEXT NOT NULL,
+            column_name TEXT NOT NULL,
+            ref_schema TEXT NOT NULL,
+            ref_table TEXT NOT NULL,
+            ref_column TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, datasource, schema_name, table_name, column_name)
+        ) WITHOUT ROWID""",
+        """CREATE INDEX foreign_keys_by_target
+            ON foreign_keys (tenant_id, datasource, ref_schema, ref_table)""",
+        """INSERT OR IGNORE INTO foreign_keys
+            SELECT g.tenant_id, g.datasource,
+                   json_extract(t.value, '$.schema'), json_extract(t.value, '$.name'),
+                   json_extract(c.value, '$.name'),
+                   json_extract(c.value, '$.references.schema'),
+                   json_extract(c.value, '$.references.table'),
+                   json_extract(c.value, '$.references.column')
+            FROM graphs AS g, json_each(g.document, '$.tables') AS t,
+                 json_each(t.value, '$.columns') AS c
+            WHERE json_type(c.value, '$.references') = 'object' AND EXISTS (
+                SELECT 1 FROM json_each(g.document, '$.tables') AS rt,
+                              json_each(rt.value, '$.columns') AS rc
+                WHERE json_extract(rt.value, '$.schema')
+                        = json_extract(c.value, '$.references.schema')
+                  AND json_extract(rt.value, '$.name')
+                        = json_extract(c.value, '$.references.table')
+                  AND json_extract(rc.value, '$.name')
+                        = json_extract(c.value, '$.references.column')
+            )""",
+    ),
     # Glossary links as part of the schema graph: one row per (term, column path), kept
     # whether or not the column is in the current graph, so that a sync bringing the
-    # column links it. Read joined with catalog_objects.
+    # column links it. Read joined with catalog_objects. Filled from the paths the terms
+    # already name (``ds.schema.table.column``; any other shape names no column).
     (
         """CREATE TABLE glossary_links (
             tenant_id TEXT NOT NULL,
@@ -156,6 +209,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         """CREATE INDEX glossary_links_by_column
             ON glossary_links (tenant_id, datasource, schema_name, table_name, column_name)""",
+        """INSERT OR IGNORE INTO glossary_links
+            WITH paths AS (
+                SELECT g.tenant_id, g.id, g.term, g.term_lower, p.value AS rest0
+                FROM glossary_terms AS g, json_each(g.columns) AS p
+            ), one AS (
+                SELECT *, substr(rest0, 1, instr(rest0, '.') - 1) AS datasource,
+                       substr(rest0, instr(rest0, '.') + 1) AS rest1
+                FROM paths WHERE instr(rest0, '.') > 1
+            ), two AS (
+                SELECT *, substr(rest1, 1, instr(rest1, '.') - 1) AS schema_name,
+                       substr(rest1, instr(rest1, '.') + 1) AS rest2
+                FROM one WHERE instr(rest1, '.') > 1
+            ), three AS (
+                SELECT *, substr(rest2, 1, instr(rest2, '.') - 1) AS table_name,
+                       substr(rest2, instr(rest2, '.') + 1) AS column_name
+                FROM two WHERE instr(rest2, '.') > 1
+            )
+            SELECT tenant_id, id, datasource, schema_name, table_name, column_name,
+                   term, term_lower
+            FROM three WHERE column_name != '' AND instr(column_name, '.') = 0""",
     ),
 )
 
@@ -176,6 +249,10 @@ class SQLiteStore:
         # `remembered`).
         self._remembered: dict[Hashable, Any] = {}
         self._remembered_version: int | None = None
+        # One thread writes, a group of pieces of work per transaction (see `write`).
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="weaver-store-writer")
+        self._pending_writes: list[tuple[Callable[[sqlite3.Connection], Any], Any]] = []
+        self._writer_task: asyncio.Task[None] | None = None
         try:
             self._migrate()
             self._loop_reader, _ = self._connect(busy_timeout_ms=0)
@@ -229,11 +306,6 @@ class SQLiteStore:
         with in_use:
             return work(connection)
 
-    def _write_in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        connection, in_use = self._thread_connection()
-        with in_use, transaction(connection):
-            return work(connection)
-
     async def lookup(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """A small indexed read, on the loop thread (see the module docstring)."""
         try:
@@ -269,11 +341,59 @@ class SQLiteStore:
         return await asyncio.to_thread(self._in_thread, work)
 
     async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """``work`` inside one ``BEGIN IMMEDIATE`` transaction, in a worker thread."""
-        return await asyncio.to_thread(self._write_in_thread, work)
+        """``work`` inside a ``BEGIN IMMEDIATE`` transaction, on the store's writer thread.
+
+        Writes are committed in groups: whatever was asked while the writer was busy runs
+        in its next transaction, each piece of work under a savepoint of its own, so a
+        failing one (a duplicate name) undoes only itself and is raised to its caller
+        alone. A gateway records every query it runs, twice; with one transaction each,
+        concurrent writers of one process would queue on SQLite's lock, whose busy
+        handler sleeps (1, 2, 5, 10 ms …) between tries — with groups, one process
+        holds the lock once per group and never waits on itself.
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[T] = loop.create_future()
+        self._pending_writes.append((work, done))
+        if self._writer_task is None or self._writer_task.done():
+            self._writer_task = loop.create_task(self._drain_writes())
+        return await done
+
+    async def _drain_writes(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending_writes:
+            group, self._pending_writes = self._pending_writes, []
+            try:
+                outcomes = await loop.run_in_executor(self._writer, self._write_group, group)
+            except BaseException as error:  # the transaction itself failed: all of it did
+                outcomes = [(False, error)] * len(group)
+            for (_, done), (ok, value) in zip(group, outcomes, strict=True):
+                if done.done():
+                    continue  # the caller gave up waiting; its work ran anyway
+                if ok:
+                    done.set_result(value)
+                else:
+                    done.set_exception(value)
+
+    def _write_group(
+        self, group: list[tuple[Callable[[sqlite3.Connection], Any], Any]]
+    ) -> list[tuple[bool, Any]]:
+        connection, in_use = self._thread_connection()
+        outcomes: list[tuple[bool, Any]] = []
+        with in_use, transaction(connection):
+            for work, _ in group:
+                connection.execute("SAVEPOINT work")
+                try:
+                    outcomes.append((True, work(connection)))
+                except Exception as error:
+                    connection.execute("ROLLBACK TO work")
+                    outcomes.append((False, error))
+                finally:
+                    connection.execute("RELEASE work")
+        return outcomes
 
     def close(self) -> None:
         """Close every connection, each once no work runs on it."""
+        self._writer.shutdown(wait=True)
         with self._opened_lock:
             self._closed = True
             opened, self._opened = self._opened, []

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +30,7 @@ from weaver import codec, hookimpl
 from weaver.builtin.store.database import DB_FILE, SQLiteStore
 from weaver.builtin.store.database import iso as _iso
 from weaver.errors import Conflict, GatewayLost, NotFound, PayloadTooLarge, problem_body
+from weaver.joins import PathSearch
 from weaver.opened import Opened
 from weaver.settings import Settings
 from weaver.types import (
@@ -38,14 +39,18 @@ from weaver.types import (
     GlossaryLink,
     GlossaryTerm,
     HealthCheck,
+    JoinHop,
+    JoinPath,
     Page,
     QueryRecord,
     QuerySweep,
+    Repair,
     SchemaGraph,
     SearchHit,
     SearchKind,
     Snapshot,
     SnapshotSummary,
+    TableName,
     parse_search_key,
 )
 
@@ -114,6 +119,59 @@ def _catalog_rows(tenant_id: str, datasource: str, graph: SchemaGraph) -> Iterat
                 column.data_type,
                 column.name.lower(),
             )
+
+
+def _foreign_key_rows(tenant_id: str, datasource: str, graph: SchemaGraph) -> Iterator[Row]:
+    """The graph's foreign keys, but those naming a column the graph lacks: they join
+    nothing (the Neo4j store leaves them out too)."""
+    columns = {(t.schema, t.name, c.name) for t in graph.tables for c in t.columns}
+    for table in graph.tables:
+        for column in table.columns:
+            ref = column.references
+            if ref is not None and (ref.schema, ref.table, ref.column) in columns:
+                yield (
+                    tenant_id,
+                    datasource,
+                    table.schema,
+                    table.name,
+                    column.name,
+                    ref.schema,
+                    ref.table,
+                    ref.column,
+                )
+
+
+# The foreign keys with either end in one of a few tables, given as a JSON array of
+# [datasource, schema, table]: two index range scans per table.
+_FOREIGN_KEYS_TOUCHING = """
+WITH wanted(datasource, schema_name, table_name) AS (
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
+    FROM json_each(?2)
+)
+SELECT fk.datasource, fk.schema_name, fk.table_name, fk.column_name,
+       fk.ref_schema, fk.ref_table, fk.ref_column
+FROM wanted JOIN foreign_keys AS fk
+  ON fk.tenant_id = ?1 AND fk.datasource = wanted.datasource
+ AND fk.schema_name = wanted.schema_name AND fk.table_name = wanted.table_name
+UNION
+SELECT fk.datasource, fk.schema_name, fk.table_name, fk.column_name,
+       fk.ref_schema, fk.ref_table, fk.ref_column
+FROM wanted JOIN foreign_keys AS fk INDEXED BY foreign_keys_by_target
+  ON fk.tenant_id = ?1 AND fk.datasource = wanted.datasource
+ AND fk.ref_schema = wanted.schema_name AND fk.ref_table = wanted.table_name
+"""
+
+
+def _foreign_keys_touching(
+    db: sqlite3.Connection, tenant_id: str, tables: list[TableName]
+) -> list[JoinHop]:
+    wanted = json.dumps([[t.datasource, t.schema, t.table] for t in tables])
+    return [
+        JoinHop(TableName(ds, schema, table), column, TableName(ds, ref_schema, ref_table), ref)
+        for ds, schema, table, column, ref_schema, ref_table, ref in db.execute(
+            _FOREIGN_KEYS_TOUCHING, (tenant_id, wanted)
+        )
+    ]
 
 
 _TERM_COLUMNS = "tenant_id, id, term, definition, synonyms, columns, created_at, updated_at"
@@ -232,6 +290,7 @@ class EmbeddedStore:
         key = (datasource.tenant_id, datasource.name)
         document = codec.dumps(graph)
         rows = list(_catalog_rows(*key, graph))
+        foreign_keys = list(_foreign_key_rows(*key, graph))
 
         def replace(db: sqlite3.Connection) -> None:
             db.execute(
@@ -243,6 +302,10 @@ class EmbeddedStore:
             # OR IGNORE: an engine listing a column twice must not fail the whole sync.
             db.executemany(
                 "INSERT OR IGNORE INTO catalog_objects VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+            db.execute("DELETE FROM foreign_keys WHERE tenant_id = ? AND datasource = ?", key)
+            db.executemany(
+                "INSERT OR IGNORE INTO foreign_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)", foreign_keys
             )
 
         await self.store.write(replace)
@@ -277,11 +340,35 @@ class EmbeddedStore:
         return [SearchHit("column", row[0], row[1], row[2], row[3], row[4]) for row in rows]
 
     @hookimpl(trylast=True)
+    async def find_join_paths(
+        self,
+        tenant_id: str,
+        start: TableName,
+        end: TableName,
+        max_hops: int,
+        bridges: Sequence[JoinHop],
+        limit: int,
+    ) -> list[JoinPath]:
+        def walk(db: sqlite3.Connection) -> list[JoinPath]:
+            search = PathSearch(start, end, max_hops, bridges)
+            # One read transaction: every level sees the same graphs, even while a sync
+            # commits meanwhile (WAL keeps the snapshot).
+            db.execute("BEGIN")
+            try:
+                while frontier := search.frontier():
+                    search.expand(_foreign_keys_touching(db, tenant_id, frontier))
+            finally:
+                db.execute("COMMIT")
+            return search.paths(limit)
+
+        return await self.store.read(walk)
+
+    @hookimpl(trylast=True)
     async def delete_metadata(self, datasource: Datasource) -> None:
         key = (datasource.tenant_id, datasource.name)
 
         def delete(db: sqlite3.Connection) -> None:
-            for table in ("graphs", "catalog_objects", "snapshots", "statistics"):
+            for table in ("graphs", "catalog_objects", "foreign_keys", "snapshots", "statistics"):
                 db.execute(f"DELETE FROM {table} WHERE tenant_id = ? AND datasource = ?", key)
 
         await self.store.write(delete)
@@ -679,6 +766,40 @@ class EmbeddedStore:
                 "DELETE FROM query_results WHERE tenant_id = ? AND query_id = ?",
                 (tenant_id, query_id),
             )
+        )
+
+    # --- operations across backends ------------------------------------------------------
+
+    @hookimpl(trylast=True)
+    async def save_repair(self, repair: Repair) -> None:
+        values = (
+            repair.kind,
+            repair.key,
+            _iso(repair.created_at),
+            _optional_iso(repair.next_attempt_at),
+            codec.dumps(repair),
+        )
+        await self.store.write(
+            lambda db: db.execute("INSERT OR REPLACE INTO repairs VALUES (?, ?, ?, ?, ?)", values)
+        )
+
+    @hookimpl(trylast=True)
+    async def list_repairs(self, due_before: datetime | None, key: str | None) -> list[Repair]:
+        where, values = ["1 = 1"], []
+        if due_before is not None:
+            where.append("(next_attempt_at IS NULL OR next_attempt_at < ?)")
+            values.append(_iso(due_before))
+        if key is not None:
+            where.append("key = ?")
+            values.append(key)
+        sql = f"SELECT document FROM repairs WHERE {' AND '.join(where)} ORDER BY created_at"
+        rows = await self.store.read(lambda db: db.execute(sql, values).fetchall())
+        return [codec.loads(Repair, row[0]) for row in rows]
+
+    @hookimpl(trylast=True)
+    async def delete_repair(self, kind: str, key: str) -> None:
+        await self.store.write(
+            lambda db: db.execute("DELETE FROM repairs WHERE kind = ? AND key = ?", (kind, key))
         )
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
@@ -37,15 +37,19 @@ from weaver.types import (
     GlossaryLink,
     GlossaryTerm,
     HealthCheck,
+    JoinHop,
+    JoinPath,
     Page,
     SchemaGraph,
     SearchHit,
     SearchKind,
+    TableName,
     parse_search_key,
 )
 from weaver_neo4j import versions
 from weaver_neo4j.glossary import link_term, read_links, unlink_term
 from weaver_neo4j.graph import GraphChanged, Row, read_graph, search_graph
+from weaver_neo4j.paths import find_paths
 from weaver_neo4j.schema import ensure_schema
 
 PLUGIN_NAME = "neo4j"
@@ -238,6 +242,20 @@ class Neo4jPlugin:
         self, tenant_id: str, text: str, kind: SearchKind, page: Page
     ) -> list[SearchHit]:
         return await self.catalog.search(tenant_id, text, kind, page)
+
+    @hookimpl
+    async def find_join_paths(
+        self,
+        tenant_id: str,
+        start: TableName,
+        end: TableName,
+        max_hops: int,
+        bridges: Sequence[JoinHop],
+        limit: int,
+    ) -> list[JoinPath]:
+        return await self.catalog.run(
+            "read", find_paths, tenant_id, start, end, max_hops, bridges, limit
+        )
 
     @hookimpl
     async def delete_metadata(self, datasource: Datasource) -> None:

@@ -14,12 +14,9 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from weaver.testing import free_port
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+__all__ = ["RedisServer", "commands_sent", "free_port"]
 
 
 class RedisServer:

@@ -39,6 +39,8 @@ export async function request(path, { method = "GET", body, headers = {}, accept
   // Signed out: nothing to ask the API (a late view must not send an empty token).
   if (!token && path.startsWith("/api/")) throw new ApiError(401, { title: "Unauthorized", detail: "signed out" });
   if (token) sent.Authorization = `Bearer ${token}`;
+  // So that query history can say a query came from the console.
+  sent["X-Weaver-Client"] = "console";
   if (accept) sent.Accept = accept;
   if (body !== undefined) sent["Content-Type"] = "application/json";
   for (let attempt = 0; ; attempt++) {
