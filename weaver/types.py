@@ -356,7 +356,9 @@ class QueryRecord:
         return self.status in FINISHED
 
 
-RepairKind = Literal["remove_datasource", "store_graph", "reapply_connection"]
+RepairKind = Literal[
+    "remove_datasource", "store_graph", "reapply_connection", "relink_glossary_term"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,8 +369,8 @@ class Repair:
     deletes it after the last, so that whatever stopped the operation half-way (a backend
     down, a process killed) leaves this record behind, and any gateway process finishes
     the operation once the backend is back. ``key`` is what it works on (``tenant/name``
-    of a datasource); ``payload`` what it needs to finish (a datasource record, a
-    snapshot id). One repair per ``(kind, key)``: a newer intent replaces an older one.
+    of a datasource, ``tenant/id`` of a glossary term); ``payload`` what it needs to
+    finish (a datasource record, a snapshot id). One repair per ``(kind, key)``: a newer intent replaces an older one.
     """
 
     kind: RepairKind
