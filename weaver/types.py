@@ -370,7 +370,8 @@ class Repair:
     down, a process killed) leaves this record behind, and any gateway process finishes
     the operation once the backend is back. ``key`` is what it works on (``tenant/name``
     of a datasource, ``tenant/id`` of a glossary term); ``payload`` what it needs to
-    finish (a datasource record, a snapshot id). One repair per ``(kind, key)``: a newer intent replaces an older one.
+    finish (a datasource record, a snapshot id). One repair per ``(kind, key)``: a
+    newer intent replaces an older one.
     """
 
     kind: RepairKind

@@ -1,6 +1,6 @@
 """A schema-graph store for tests of operations across backends: it keeps graphs in
-memory, owns the graph hooks (glossary links included), and can be switched off (every call then answers as an
-unreachable backend does) and on again."""
+memory, owns the graph hooks (glossary links included), and can be switched off (every
+call then answers as an unreachable backend does) and on again."""
 
 from __future__ import annotations
 
