@@ -305,8 +305,10 @@ async def test_a_transient_error_is_retried_then_reported_as_what_it_is(
         await session.close()
     assert attempts >= 2, "the driver did not retry the transient error"
     detail = raised.value.detail
-    assert "Neo.TransientError.Transaction.DeadlockDetected" in detail
+    assert raised.value.status == 503
+    assert "Neo4j is busy: deadlock (Neo.TransientError.Transaction.DeadlockDetected)" in detail
     assert "is up" in detail and "cannot be reached" not in detail
+    assert host.context.settings.neo4j_password not in detail
 
 
 async def test_a_normal_read_logs_no_warning(

@@ -12,8 +12,8 @@ and indexes, and every call first makes sure they exist, so a server that comes 
 is used — with its schema — from the first request that reaches it. Calls fail fast (a
 short connect timeout, little retrying) with `Unavailable`, whose detail names the
 failure but never the password. A server that is up but refuses the work for a while
-(out of transaction memory, a deadlock) is retried by the driver and, if it keeps
-refusing, reported as that, with Neo4j's code.
+(out of transaction memory, a deadlock) is retried by the driver's managed transactions
+and, if it keeps refusing, reported as busy, with the reason and Neo4j's code.
 """
 
 from __future__ import annotations
@@ -26,7 +26,13 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from neo4j import AsyncDriver, AsyncGraphDatabase, NotificationDisabledClassification
-from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired, TransientError
+from neo4j.exceptions import (
+    AuthError,
+    Neo4jError,
+    ServiceUnavailable,
+    SessionExpired,
+    TransientError,
+)
 
 from weaver import hookimpl
 from weaver.errors import Unavailable
@@ -85,10 +91,33 @@ def neo4j_driver(settings: Settings) -> AsyncDriver:
     )
 
 
+# What Neo4j's codes for "up, but not now" mean, in the words an operator looks for.
+BUSY_REASONS = {
+    "Neo.TransientError.General.MemoryPoolOutOfMemoryError": "transaction memory limit",
+    "Neo.TransientError.General.TransactionMemoryLimit": "transaction memory limit",
+    "Neo.TransientError.Transaction.DeadlockDetected": "deadlock",
+    "Neo.TransientError.Transaction.LockAcquisitionTimeout": "lock wait timeout",
+    "Neo.TransientError.Transaction.MaximumTransactionLimitReached": "too many transactions",
+    "Neo.TransientError.General.DatabaseUnavailable": "database not available yet",
+}
+
+
+def busy(error: Neo4jError) -> Unavailable:
+    """The problem for a server that answered but refused the work after the driver's
+    retries: what it is, with Neo4j's code (never its message, which may quote data)."""
+    code = error.code or type(error).__name__
+    reason = BUSY_REASONS.get(code, "a transient error")
+    return Unavailable(
+        f"the metadata graph's Neo4j is busy: {reason} ({code}); it is up and the work was"
+        f" retried for {RETRY_SECONDS:g} s; try again later"
+    )
+
+
 @asynccontextmanager
 async def reaching_neo4j() -> AsyncIterator[None]:
-    """Turn "cannot talk to Neo4j" into `Unavailable`; the detail reaches the caller, so
-    it names the failure, never the server's address or the credentials."""
+    """Turn "cannot talk to Neo4j" and "Neo4j refuses for now" into `Unavailable`; the
+    detail reaches the caller, so it names the failure, never the server's address or
+    the credentials."""
     try:
         yield
     except AuthError as error:
@@ -96,12 +125,12 @@ async def reaching_neo4j() -> AsyncIterator[None]:
             "the metadata graph's Neo4j refused the configured credentials"
             " (NEO4J_USER/NEO4J_PASSWORD)"
         ) from error
-    except TransientError as error:
-        # Reached it is: the driver already retried for RETRY_SECONDS.
-        raise Unavailable(
-            "the metadata graph's Neo4j is up but kept refusing the work for now"
-            f" ({error.code}); try again later"
-        ) from error
+    except Neo4jError as error:
+        # Reached it is: a transient error (and any the server marks retryable) was
+        # already retried by the driver's managed transaction for RETRY_SECONDS.
+        if isinstance(error, TransientError) or error.is_retryable():
+            raise busy(error) from error
+        raise
     except (ServiceUnavailable, SessionExpired, OSError, TimeoutError) as error:
         raise Unavailable(
             f"the metadata graph's Neo4j cannot be reached ({type(error).__name__})"
