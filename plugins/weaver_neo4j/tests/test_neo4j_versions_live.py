@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from neo4j import AsyncDriver, AsyncManagedTransaction
 from weaver_neo4j.graph import current_versions, still_current
+from weaver_neo4j.paths import FOREIGN_KEYS_TOUCHING, find_paths
 from weaver_neo4j.plugin import PLUGIN_NAME, Neo4jCatalog, Neo4jPlugin
 
 from weaver.errors import Unavailable
@@ -24,7 +25,20 @@ from weaver.host import Host
 from weaver.settings import Settings
 from weaver.testing.harness import running_host
 from weaver.testing.store import make_datasource, make_term, wide_graph
-from weaver.types import Datasource, GlossaryLink, GlossaryTerm, Page, SchemaGraph, SearchHit
+from weaver.types import (
+    Column,
+    ColumnRef,
+    Datasource,
+    GlossaryLink,
+    GlossaryTerm,
+    JoinHop,
+    JoinPath,
+    Page,
+    SchemaGraph,
+    SearchHit,
+    Table,
+    TableName,
+)
 
 pytestmark = [
     pytest.mark.live,
@@ -192,6 +206,60 @@ async def test_a_read_that_a_switch_overtakes_is_made_again(
         neo4j, "MATCH (ds:DataSource {tenant_id: $t}) RETURN ds.sync_id", t=tenant
     )
     assert seen == {"shop": current}
+
+
+def linked_tables(references: dict[str, tuple[str, str]]) -> SchemaGraph:
+    """Tables ``orders``, ``customers`` and ``regions`` of schema ``core``, each with an
+    ``id``; ``references`` maps a table to the (column, table) its foreign key names."""
+    tables = []
+    for name in ("orders", "customers", "regions"):
+        columns = [Column("id", "integer", False, 1, primary_key=True)]
+        if name in references:
+            column, target = references[name]
+            columns.append(
+                Column(column, "integer", True, 2, references=ColumnRef("core", target, "id"))
+            )
+        tables.append(Table("core", name, columns))
+    return SchemaGraph(schemas=["core"], tables=tables)
+
+
+async def test_a_join_path_search_that_a_switch_overtakes_is_made_again(
+    host: Host, tenant: str
+) -> None:
+    """A search reads one level of foreign keys per round trip. Here a re-sync switches
+    the graph between its first and second level: the first saw orders join customers
+    only, the second would see the new graph, where customers join nothing — no path at
+    all, an answer neither graph gives. The search is made again on the new graph."""
+    datasource = make_datasource(tenant, "shop")
+    old = linked_tables(
+        {"orders": ("customer_id", "customers"), "customers": ("region_id", "regions")}
+    )
+    new = linked_tables({"orders": ("region_id", "regions")})
+    await host.store_metadata(datasource, old)
+    start, end = TableName("shop", "core", "orders"), TableName("shop", "core", "regions")
+    attempts = 0
+
+    class SwitchingBeforeTheSecondLevel:
+        def __init__(self, tx: AsyncManagedTransaction) -> None:
+            self.tx, self.levels = tx, 0
+
+        async def run(self, query: str, **parameters: Any) -> Any:
+            if query == FOREIGN_KEYS_TOUCHING:
+                self.levels += 1
+                if attempts == 1 and self.levels == 2:
+                    await host.store_metadata(datasource, new)
+            return await self.tx.run(query, **parameters)
+
+    async def search(tx: AsyncManagedTransaction) -> list[JoinPath]:
+        nonlocal attempts
+        attempts += 1
+        switching: Any = SwitchingBeforeTheSecondLevel(tx)
+        return await find_paths(switching, tenant, start, end, 4, (), 10)
+
+    found = await catalog_of(host).run("read", search)
+    assert attempts == 2
+    assert found == [JoinPath((JoinHop(start, "region_id", end, "id"),))]
+    assert found == await host.find_join_paths(tenant, start, end, max_hops=4, bridges=(), limit=10)
 
 
 async def until(condition: Callable[[], Any], seconds: float = 60) -> None:
