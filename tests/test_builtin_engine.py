@@ -577,3 +577,25 @@ async def test_a_locked_file_is_waited_for_on_a_worker_never_on_the_loop(
         writer.close()
     assert result.rows == [[2]]
     assert ticks >= 3  # a loop held by the lock wait would not have ticked at all
+
+
+async def test_statistics_give_date_and_time_extremes_in_iso_8601(
+    host: Host, sqlite_root: Path
+) -> None:
+    build(
+        sqlite_root / "events.db",
+        "CREATE TABLE events (at DATETIME, stamped TIMESTAMP, day DATE, note TEXT)",
+        "INSERT INTO events VALUES ('2024-02-01 00:00:00', '2024-03-01 08:30:00.250000',"
+        " '2024-02-01', '2024-02-01 00:00:00')",
+        "INSERT INTO events VALUES ('2024-02-05 10:00:00', '2024-03-02 00:00:00+01:00',"
+        " '2024-02-09', 'x')",
+    )
+    datasource = await register(host, "events", "events.db")
+    graph = await host.introspect_datasource(datasource)
+    (table,) = (await host.compute_statistics(datasource, graph)).tables
+    columns = {c.name: (c.min, c.max) for c in table.columns}
+    assert columns["at"] == ("2024-02-01T00:00:00", "2024-02-05T10:00:00")
+    assert columns["stamped"] == ("2024-03-01T08:30:00.250000", "2024-03-02T00:00:00+01:00")
+    assert columns["day"] == ("2024-02-01", "2024-02-09")
+    # Text that looks like a timestamp is text: left as stored.
+    assert columns["note"] == ("2024-02-01 00:00:00", "x")

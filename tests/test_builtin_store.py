@@ -7,6 +7,7 @@ open the same directory from several hosts and from several OS processes.
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import sqlite3
 from collections.abc import AsyncIterator
@@ -96,6 +97,47 @@ async def test_schema_version_is_recorded(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / DB_FILE) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_glossary_links_are_made_from_the_terms_of_a_store_before_migration_5(
+    tmp_path: Path,
+) -> None:
+    """Up to migration 4 a term's links were its column paths alone; migration 5 makes
+    the link rows from them, so the linked columns keep their terms after the upgrade."""
+    with sqlite3.connect(tmp_path / DB_FILE) as db:
+        for statements in MIGRATIONS[:4]:
+            for statement in statements:
+                db.execute(statement)
+        db.execute("PRAGMA user_version = 4")
+        paths = ["shop.main.orders.total", "shop.main.orders.id", "shop.main.nope", "shop"]
+        db.execute(
+            "INSERT INTO glossary_terms VALUES"
+            " ('acme', 't1', 'Revenue', 'revenue', 'd', '[]', ?, 'revenue', ?, ?)",
+            (json.dumps(paths), "2024-02-01T00:00:00+00:00", "2024-02-01T00:00:00+00:00"),
+        )
+    db.close()
+    async with running_host(make_settings(tmp_path)) as host:
+        datasource = make_datasource("acme", "shop")
+        graph = SchemaGraph(
+            schemas=["main"],
+            tables=[
+                Table(
+                    "main",
+                    "orders",
+                    [
+                        Column("id", "INTEGER", False, 1, primary_key=True),
+                        Column("total", "REAL", True, 2),
+                    ],
+                )
+            ],
+        )
+        await host.save_datasource(datasource, create=True)
+        await host.store_metadata(datasource, graph)
+        links = await host.load_glossary_links(datasource)
+    assert [(link.term, link.table, link.column) for link in links] == [
+        ("Revenue", "orders", "id"),
+        ("Revenue", "orders", "total"),
+    ]
 
 
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:

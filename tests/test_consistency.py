@@ -4,6 +4,7 @@ same with the real servers behind a relay)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import EntryPoint
 from typing import Any
 
@@ -119,3 +120,67 @@ async def test_a_repair_of_an_old_sync_does_not_undo_a_newer_one(graphed: Any, a
     assert await repairs.finish(host, stale)
     # The stale snapshot was not stored over the newer graph.
     assert store.graphs[("tenant-a", "shop")] is marker
+
+
+async def test_glossary_links_the_graph_store_could_not_take_are_finished_later(
+    graphed: Any, auth: Any
+) -> None:
+    await create_shop(graphed, auth)
+    assert (
+        await graphed.post("/api/v1/metadata/datasources/shop/sync", headers=auth())
+    ).status == 200
+    store, host = graph_store(graphed), graphed.app[HOST]
+    store.up = False
+    created = await graphed.post(
+        "/api/v1/metadata/glossary",
+        json={"term": "Customer", "definition": "who buys", "columns": ["shop.main.customers.id"]},
+        headers=auth(),
+    )
+    # The term is the truth, and its store took it: the tenant has it at once.
+    assert created.status == 201, await created.text()
+    term_id = (await created.json())["id"]
+    assert (await graphed.get(f"/api/v1/metadata/glossary/{term_id}", headers=auth())).status == 200
+    assert store.terms == {}
+    (pending,) = await host.list_repairs(None, None)
+    assert (pending.kind, pending.key) == ("relink_glossary_term", f"tenant-a/{term_id}")
+
+    store.up = True
+    assert await repairs.run_due(host, due_before=datetime.now(UTC) + timedelta(minutes=5)) == 1
+    datasource = await host.get_datasource("tenant-a", "shop")
+    assert datasource is not None
+    assert [
+        (link.term, link.table, link.column) for link in await host.load_glossary_links(datasource)
+    ] == [("Customer", "customers", "id")]
+
+    store.up = False
+    deleted = await graphed.delete(f"/api/v1/metadata/glossary/{term_id}", headers=auth())
+    assert deleted.status == 204
+    assert ("tenant-a", term_id) in store.terms
+    assert [r.kind for r in await host.list_repairs(None, None)] == ["relink_glossary_term"]
+    store.up = True
+    assert await repairs.run_due(host, due_before=datetime.now(UTC) + timedelta(minutes=5)) == 1
+    assert store.terms == {}
+    assert await host.list_repairs(None, None) == []
+
+
+async def test_a_glossary_change_with_every_store_up_leaves_no_repair(
+    graphed: Any, auth: Any
+) -> None:
+    await create_shop(graphed, auth)
+    store, host = graph_store(graphed), graphed.app[HOST]
+    created = await graphed.post(
+        "/api/v1/metadata/glossary",
+        json={"term": "Order", "definition": "a sale", "columns": ["shop.main.orders.id"]},
+        headers=auth(),
+    )
+    assert created.status == 201
+    term_id = (await created.json())["id"]
+    assert store.terms[("tenant-a", term_id)].columns == ("shop.main.orders.id",)
+    duplicate = await graphed.post(
+        "/api/v1/metadata/glossary",
+        json={"term": "Order", "definition": "again", "columns": ["shop.main.orders.id"]},
+        headers=auth(),
+    )
+    assert_problem(await duplicate.json(), 409)
+    assert list(store.terms) == [("tenant-a", term_id)]
+    assert await host.list_repairs(None, None) == []

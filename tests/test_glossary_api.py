@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import pytest
 
 from tests.conftest import TENANT_B, assert_problem
+from weaver.settings import Settings
 
 URL = "/api/v1/metadata/glossary"
 
@@ -123,3 +125,56 @@ async def test_columns_must_name_the_tenants_datasources(client: Any, auth: Any,
         headers=auth(TENANT_B),
     )
     assert other.status == 422
+
+
+async def glossary_of(client: Any, auth: Any, table: str) -> dict[str, list[str]]:
+    url = f"/api/v1/metadata/datasources/shop/schemas/main/tables/{table}"
+    response = await client.get(url, headers=auth())
+    assert response.status == 200, await response.text()
+    return {
+        c["name"]: [t["term"] for t in c["glossary"]] for c in (await response.json())["columns"]
+    }
+
+
+async def test_a_tables_columns_show_their_terms_across_syncs(
+    client: Any, auth: Any, shop: str, settings: Settings
+) -> None:
+    sync = "/api/v1/metadata/datasources/shop/sync"
+    revenue = await (
+        await create(
+            client,
+            auth,
+            term="Revenue",
+            columns=["shop.main.orders.total", "shop.main.orders.discount"],
+        )
+    ).json()
+    assert (await client.post(sync, headers=auth())).status == 200
+    await create(client, auth, term="Order", columns=["shop.main.orders.id"])
+    orders = await glossary_of(client, auth, "orders")
+    assert orders == {
+        "id": ["Order"],
+        "customer_id": [],
+        "total": ["Revenue"],
+        "placed_at": [],
+        "note": [],
+    }
+    assert (await client.post(sync, headers=auth())).status == 200
+    assert await glossary_of(client, auth, "orders") == orders
+
+    # A column the term named before it existed is linked by the sync that brings it.
+    with sqlite3.connect(settings.sqlite_root_path / "shop.db") as db:
+        db.execute("ALTER TABLE orders ADD COLUMN discount REAL")
+    db.close()
+    assert (await client.post(sync, headers=auth())).status == 200
+    assert await glossary_of(client, auth, "orders") == {**orders, "discount": ["Revenue"]}
+
+    await client.put(
+        f"{URL}/{revenue['id']}",
+        json={"term": "Net revenue", "definition": "x", "columns": ["shop.main.orders.total"]},
+        headers=auth(),
+    )
+    changed = await glossary_of(client, auth, "orders")
+    assert (changed["total"], changed["discount"]) == (["Net revenue"], [])
+    assert (await client.delete(f"{URL}/{revenue['id']}", headers=auth())).status == 204
+    assert (await glossary_of(client, auth, "orders"))["total"] == []
+    assert not any((await glossary_of(client, auth, "customers")).values())

@@ -55,6 +55,7 @@ from weaver.types import (
     ConnectionSpec,
     Datasource,
     DatasourceStatistics,
+    GlossaryLink,
     GlossaryTerm,
     GuardDecision,
     GuardRequest,
@@ -391,6 +392,43 @@ def list_glossary_terms(
 @hookspec("owner")
 def delete_glossary_term(context: WeaverContext, tenant_id: str, term_id: str) -> bool:
     """Remove a term. Rule: owner. Async allowed. Returns whether it existed."""
+
+
+@hookspec("owner")
+def store_glossary_links(context: WeaverContext, term: GlossaryTerm) -> None:
+    """Make ``term.columns`` (``datasource.schema.table.column`` paths) the term's links
+    in the schema graph, replacing the ones it had; called after the term was saved by
+    `save_glossary_term` (created or replaced).
+
+    Rule: owner: the plugin that owns the schema graph (``store_metadata``), since links
+    are edges of that graph wherever it lives, whichever store keeps the terms. Async
+    allowed. The term record stays the truth; the graph keeps the term's id, name and
+    paths beside its edges, so calling this again with the current term repairs the
+    links. A path to a column the graph lacks (not synced yet, or gone) is kept and
+    becomes a link when a sync brings that column; links follow their columns across
+    syncs. Only datasources of ``term.tenant_id`` are linked.
+    """
+
+
+@hookspec("owner")
+def delete_glossary_links(context: WeaverContext, tenant_id: str, term_id: str) -> None:
+    """Forget every link of a term; called after `delete_glossary_term` removed it.
+
+    Rule: owner (the schema graph's, as `store_glossary_links`). Async allowed. A term
+    the graph has no links for is not an error.
+    """
+
+
+@hookspec("owner")
+def load_glossary_links(context: WeaverContext, datasource: Datasource) -> list[GlossaryLink]:
+    """The glossary links to columns of the datasource's current schema graph, ordered by
+    schema, table, column, then lower-cased term; a path to a column the graph lacks is
+    not among them.
+
+    Rule: owner (the schema graph's, as `store_glossary_links`). Async allowed. Read from
+    one version of the graph, never a mix of two syncs (as `load_metadata`). An empty
+    list: no links, or never synced.
+    """
 
 
 @hookspec("owner")

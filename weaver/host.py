@@ -40,6 +40,7 @@ from weaver.types import (
     ConnectionSpec,
     Datasource,
     DatasourceStatistics,
+    GlossaryLink,
     GlossaryTerm,
     GuardDecision,
     GuardRequest,
@@ -411,6 +412,18 @@ class Host:
     async def delete_glossary_term(self, tenant_id: str, term_id: str) -> bool:
         return bool(
             await self._call_owner("delete_glossary_term", tenant_id=tenant_id, term_id=term_id)
+        )
+
+    async def store_glossary_links(self, term: GlossaryTerm) -> None:
+        await self._call_owner("store_glossary_links", term=term)
+
+    async def delete_glossary_links(self, tenant_id: str, term_id: str) -> None:
+        await self._call_owner("delete_glossary_links", tenant_id=tenant_id, term_id=term_id)
+
+    async def load_glossary_links(self, datasource: Datasource) -> list[GlossaryLink]:
+        return cast(
+            "list[GlossaryLink]",
+            await self._call_owner("load_glossary_links", datasource=datasource),
         )
 
     async def save_statistics(

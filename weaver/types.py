@@ -144,6 +144,27 @@ class GlossaryTerm:
     created_at: datetime
     updated_at: datetime
 
+    def column_keys(self) -> list[tuple[str, str, str, str]]:
+        """``columns`` as (datasource, schema, table, column); the API admits no dot
+        inside a name, so a path of another shape names no column."""
+        keys = []
+        for path in self.columns:
+            parts = path.split(".")
+            if len(parts) == 4:
+                keys.append((parts[0], parts[1], parts[2], parts[3]))
+        return keys
+
+
+@dataclass(frozen=True, slots=True)
+class GlossaryLink:
+    """A glossary term linked to a column of the datasource's current schema graph."""
+
+    term_id: str
+    term: str
+    schema: str
+    table: str
+    column: str
+
 
 @dataclass(slots=True)
 class ColumnStatistics:
@@ -342,7 +363,9 @@ class QueryRecord:
         return self.status in FINISHED
 
 
-RepairKind = Literal["remove_datasource", "store_graph", "reapply_connection"]
+RepairKind = Literal[
+    "remove_datasource", "store_graph", "reapply_connection", "relink_glossary_term"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,8 +376,9 @@ class Repair:
     deletes it after the last, so that whatever stopped the operation half-way (a backend
     down, a process killed) leaves this record behind, and any gateway process finishes
     the operation once the backend is back. ``key`` is what it works on (``tenant/name``
-    of a datasource); ``payload`` what it needs to finish (a datasource record, a
-    snapshot id). One repair per ``(kind, key)``: a newer intent replaces an older one.
+    of a datasource, ``tenant/id`` of a glossary term); ``payload`` what it needs to
+    finish (a datasource record, a snapshot id). One repair per ``(kind, key)``: a
+    newer intent replaces an older one.
     """
 
     kind: RepairKind

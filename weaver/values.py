@@ -51,6 +51,39 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def iso_temporal(value: Any, data_type: str) -> Any:
+    """A value of a date or time column (``data_type`` as the engine names it) in ISO
+    8601, whatever form the engine answered in: MindsDB's JSON writes
+    ``2024-02-01 00:00:00.000000``, SQLite returns the text it stored. Values of other
+    columns, and text that reads as no date or time, are left as they are."""
+    kind = data_type.lower()
+    parse: Any
+    if "timestamp" in kind or "datetime" in kind:
+        parse = datetime.fromisoformat
+    elif kind == "date":
+        parse = _date
+    elif kind.startswith("time"):
+        parse = time_of_day.fromisoformat
+    else:
+        return value
+    if isinstance(value, str):
+        try:
+            return parse(value.strip()).isoformat()
+        except ValueError:
+            return value
+    if isinstance(value, datetime | date | time_of_day):
+        return value.isoformat()
+    return value
+
+
+def _date(text: str) -> date:
+    # A source may answer a date with a midnight time (MindsDB does for some engines).
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return datetime.fromisoformat(text).date()
+
+
 def dumps(data: Any) -> bytes:
     """Compact UTF-8 JSON. orjson writes a typical answer ten times faster than the
     standard library; integers beyond 64 bits (which an engine may return) are left to

@@ -205,3 +205,59 @@ async def test_a_sync_with_the_snapshot_store_down_changes_nothing(
     await relays["pg"].start()
     assert await host.load_metadata(record) == graph
     await api.delete(f"/api/datasources/{name}", headers=headers)
+
+
+async def test_a_glossary_term_is_kept_in_postgresql_and_linked_in_neo4j_even_across_an_outage(
+    api: Client,
+    headers: dict[str, str],
+    live_env: LiveEnv,
+    relays: dict[str, Relay],
+    tenant: str,
+) -> None:
+    host: Host = api.app[HOST]
+    name, record = await _created(api, headers, live_env, tenant)
+    graph = await host.load_metadata(record)
+    assert graph is not None
+    first, second = graph.tables[0], graph.tables[-1]
+    paths = [f"{name}.{t.schema}.{t.name}.{t.columns[0].name}" for t in (first, second)]
+    neo4j, pg = _plugin(host, "neo4j").catalog, _plugin(host, "pg")
+
+    async def linked() -> list[tuple[str, str, str]]:
+        return [(link.term, link.table, link.column) for link in await neo4j.load_links(record)]
+
+    created = await api.post(
+        "/api/v1/metadata/glossary",
+        json={"term": "Key", "definition": "identifies a row", "columns": paths[:1]},
+        headers=headers,
+    )
+    assert created.status == 201, await created.text()
+    term_id = (await created.json())["id"]
+    # Both backends have it: the term in PostgreSQL, its link as an edge in Neo4j.
+    stored = await pg.get_glossary_term(tenant, term_id)
+    assert stored is not None and stored.columns == tuple(paths[:1])
+    assert await linked() == [("Key", first.name, first.columns[0].name)]
+
+    await relays["neo4j"].cut()
+    moved = await api.put(
+        f"/api/v1/metadata/glossary/{term_id}",
+        json={"term": "Key", "definition": "identifies a row", "columns": paths[1:]},
+        headers=headers,
+    )
+    assert moved.status == 200, await moved.text()
+    stored = await pg.get_glossary_term(tenant, term_id)
+    assert stored is not None and stored.columns == tuple(paths[1:])
+    assert [r.kind for r in await repairs.pending(host, tenant, term_id)] == [
+        "relink_glossary_term"
+    ]
+    await relays["neo4j"].start()
+    await _finished(host, tenant, term_id)
+    assert await linked() == [("Key", second.name, second.columns[0].name)]
+
+    await relays["neo4j"].cut()
+    deleted = await api.delete(f"/api/v1/metadata/glossary/{term_id}", headers=headers)
+    assert deleted.status == 204
+    assert await pg.get_glossary_term(tenant, term_id) is None
+    await relays["neo4j"].start()
+    await _finished(host, tenant, term_id)
+    assert await linked() == []
+    await api.delete(f"/api/datasources/{name}", headers=headers)

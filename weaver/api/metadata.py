@@ -21,6 +21,7 @@ from weaver.types import (
     Column,
     Datasource,
     DatasourceStatistics,
+    GlossaryLink,
     SearchHit,
     SnapshotSummary,
     Table,
@@ -60,6 +61,11 @@ class ColumnRefOut(Answer):
     column: str
 
 
+class ColumnGlossaryOut(Answer):
+    id: str
+    term: str
+
+
 class ColumnOut(Answer):
     name: str
     data_type: str
@@ -67,6 +73,7 @@ class ColumnOut(Answer):
     ordinal: int
     primary_key: bool
     references: ColumnRefOut | None
+    glossary: list[ColumnGlossaryOut]
 
 
 class ReferrerOut(Answer):
@@ -229,8 +236,10 @@ async def list_tables(request: web.Request, query: ListQuery) -> web.StreamRespo
     return json_response(page_in_memory(tables, query, lambda t: t.name, render))
 
 
-def _render_column(column: Column) -> dict[str, Any]:
-    return codec.to_jsonable(column)  # type: ignore[no-any-return]
+def _render_column(column: Column, glossary: list[GlossaryLink]) -> dict[str, Any]:
+    body: dict[str, Any] = codec.to_jsonable(column)
+    body["glossary"] = [{"id": link.term_id, "term": link.term} for link in glossary]
+    return body
 
 
 @routes.route(
@@ -244,15 +253,20 @@ def _render_column(column: Column) -> dict[str, Any]:
 )
 async def get_table(request: web.Request) -> web.StreamResponse:
     host, datasource = await _datasource(request)
-    graph = await catalog.require_graph(host, datasource)
-    table = catalog.require_table(graph, request.match_info["schema"], request.match_info["table"])
+    described = await catalog.describe_table(
+        host, datasource, request.match_info["schema"], request.match_info["table"]
+    )
+    table = described.table
     return json_response(
         {
             "name": table.name,
             "schema": table.schema,
             "datasource": datasource.name,
-            "columns": [_render_column(c) for c in sorted(table.columns, key=lambda c: c.ordinal)],
-            "referenced_by": [asdict(r) for r in catalog.referrers(graph, table)],
+            "columns": [
+                _render_column(column, described.glossary.get(column.name, []))
+                for column in sorted(table.columns, key=lambda c: c.ordinal)
+            ],
+            "referenced_by": [asdict(r) for r in described.referrers],
         }
     )
 

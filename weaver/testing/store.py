@@ -37,6 +37,7 @@ from weaver.types import (
     ColumnStatistics,
     Datasource,
     DatasourceStatistics,
+    GlossaryLink,
     GlossaryTerm,
     JoinHop,
     JoinPath,
@@ -117,6 +118,33 @@ def warehouse_graph() -> SchemaGraph:
             )
         ],
     )
+
+
+def wide_graph(tables: int, columns: int) -> SchemaGraph:
+    """A synthetic graph of any size: ``tables`` tables of ``columns`` columns over
+    three schemas (and an empty fourth); every table but the first has a foreign key
+    to the previous table's primary key."""
+    schemas = ["core", "mart", "raw"]
+    built: list[Table] = []
+    for n in range(tables):
+        schema = schemas[n % len(schemas)]
+        cols = [Column("id", "bigint", False, 1, primary_key=True)]
+        if n:
+            previous = built[-1]
+            cols.append(
+                Column(
+                    "parent_id",
+                    "bigint",
+                    True,
+                    2,
+                    references=ColumnRef(previous.schema, previous.name, "id"),
+                )
+            )
+        cols += [
+            Column(f"attr_{n}_{i}", "text", True, i) for i in range(len(cols) + 1, columns + 1)
+        ]
+        built.append(Table(schema, f"table_{n:04d}", cols, row_count=n * 10))
+    return SchemaGraph(schemas=[*schemas, "empty"], tables=built)
 
 
 def make_term(
@@ -253,6 +281,9 @@ class StoreContract(PluginContract):
         "get_glossary_term",
         "list_glossary_terms",
         "delete_glossary_term",
+        "store_glossary_links",
+        "delete_glossary_links",
+        "load_glossary_links",
         "save_statistics",
         "load_statistics",
         "find_join_paths",
@@ -613,6 +644,124 @@ class StoreContract(PluginContract):
         await host.save_glossary_term(theirs, create=True)
         assert await host.list_glossary_terms(tenant_b, None, Page(10)) == [theirs]
         assert await host.get_glossary_term(tenant_a, mine.id) == mine
+
+    # --- glossary links --------------------------------------------------------------
+
+    async def linked(self, host: Host, tenant_id: str, term: str, *columns: str) -> GlossaryTerm:
+        """A term linked to ``columns``, saved and its links stored, as the workflow does."""
+        record = replace(make_term(tenant_id, term), columns=columns)
+        await host.save_glossary_term(record, create=True)
+        await host.store_glossary_links(record)
+        return record
+
+    async def test_glossary_links_are_the_current_graphs_columns(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        datasource = await self.registered(host, tenant_a, "shop")
+        await host.store_metadata(datasource, shop_graph())
+        revenue = await self.linked(
+            host,
+            tenant_a,
+            "Revenue",
+            "shop.sales.orders.total_amount",
+            "shop.public.Customers.id",
+            "shop.sales.orders.not_synced_yet",
+            "archive.sales.orders.id",
+        )
+        churn = await self.linked(host, tenant_a, "churn", "shop.public.Customers.id")
+        assert await host.load_glossary_links(datasource) == [
+            GlossaryLink(churn.id, "churn", "public", "Customers", "id"),
+            GlossaryLink(revenue.id, "Revenue", "public", "Customers", "id"),
+            GlossaryLink(revenue.id, "Revenue", "sales", "orders", "total_amount"),
+        ]
+        never_synced = await self.registered(host, tenant_a, "archive")
+        assert await host.load_glossary_links(never_synced) == []
+
+    async def test_glossary_links_follow_their_columns_across_syncs(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        datasource = await self.registered(host, tenant_a, "shop")
+        revenue = await self.linked(
+            host, tenant_a, "Revenue", "shop.sales.orders.total_amount", "shop.sales.orders.tax"
+        )
+        # Linked before the first sync: the links appear with their columns.
+        assert await host.load_glossary_links(datasource) == []
+        await host.store_metadata(datasource, shop_graph())
+        amount = GlossaryLink(revenue.id, "Revenue", "sales", "orders", "total_amount")
+        assert await host.load_glossary_links(datasource) == [amount]
+
+        await host.store_metadata(datasource, shop_graph())
+        assert await host.load_glossary_links(datasource) == [amount]
+
+        # A sync without the column drops the link from view; one that brings it back,
+        # or brings a column the term named all along, links it again.
+        await host.store_metadata(datasource, warehouse_graph())
+        assert await host.load_glossary_links(datasource) == []
+        grown = shop_graph()
+        grown.tables[1].columns.append(Column("tax", "numeric(12,2)", True, 4))
+        await host.store_metadata(datasource, grown)
+        assert await host.load_glossary_links(datasource) == [
+            GlossaryLink(revenue.id, "Revenue", "sales", "orders", "tax"),
+            amount,
+        ]
+
+    async def test_storing_a_terms_links_replaces_them(self, host: Host, tenant_a: str) -> None:
+        datasource = await self.registered(host, tenant_a, "shop")
+        await host.store_metadata(datasource, shop_graph())
+        term = await self.linked(host, tenant_a, "Revenue", "shop.sales.orders.total_amount")
+        renamed = replace(term, term="Net revenue", columns=("shop.sales.orders.id",))
+        await host.save_glossary_term(renamed, create=False)
+        await host.store_glossary_links(renamed)
+        assert await host.load_glossary_links(datasource) == [
+            GlossaryLink(term.id, "Net revenue", "sales", "orders", "id")
+        ]
+        unlinked = replace(renamed, columns=())
+        await host.store_glossary_links(unlinked)
+        assert await host.load_glossary_links(datasource) == []
+
+    async def test_deleting_a_terms_links_leaves_the_others(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        datasource = await self.registered(host, tenant_a, "shop")
+        await host.store_metadata(datasource, shop_graph())
+        gone = await self.linked(host, tenant_a, "Revenue", "shop.sales.orders.total_amount")
+        kept = await self.linked(host, tenant_a, "Order", "shop.sales.orders.id")
+        await host.delete_glossary_links(tenant_a, gone.id)
+        assert await host.load_glossary_links(datasource) == [
+            GlossaryLink(kept.id, "Order", "sales", "orders", "id")
+        ]
+        # Nothing to forget is not an error.
+        await host.delete_glossary_links(tenant_a, gone.id)
+        await host.delete_glossary_links(tenant_a, uuid.uuid4().hex)
+
+    async def test_glossary_links_are_tenant_scoped(
+        self, host: Host, tenant_a: str, tenant_b: str
+    ) -> None:
+        mine = await self.registered(host, tenant_a, "shop")
+        theirs = await self.registered(host, tenant_b, "shop")
+        for datasource in (mine, theirs):
+            await host.store_metadata(datasource, shop_graph())
+        term = await self.linked(host, tenant_a, "Revenue", "shop.sales.orders.total_amount")
+        assert await host.load_glossary_links(theirs) == []
+        # Another tenant's term of the same id is another term.
+        await host.delete_glossary_links(tenant_b, term.id)
+        assert [link.term_id for link in await host.load_glossary_links(mine)] == [term.id]
+
+    async def test_glossary_links_outlive_a_forgotten_datasource(
+        self, host: Host, tenant_a: str
+    ) -> None:
+        """Deleting a datasource's metadata takes its columns, not the terms' links: the
+        terms still name those columns, so a datasource of that name synced again is
+        linked again."""
+        datasource = await self.registered(host, tenant_a, "shop")
+        await host.store_metadata(datasource, shop_graph())
+        term = await self.linked(host, tenant_a, "Revenue", "shop.sales.orders.total_amount")
+        await host.delete_metadata(datasource)
+        assert await host.load_glossary_links(datasource) == []
+        await host.store_metadata(datasource, shop_graph())
+        assert await host.load_glossary_links(datasource) == [
+            GlossaryLink(term.id, "Revenue", "sales", "orders", "total_amount")
+        ]
 
     # --- statistics ------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from weaver.types import (
     Column,
     Datasource,
     DatasourceStatistics,
+    GlossaryLink,
     SchemaGraph,
     Snapshot,
     Table,
@@ -115,6 +116,28 @@ def referrers(graph: SchemaGraph, table: Table) -> list[Referrer]:
         and column.references.schema == table.schema
         and column.references.table == table.name
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class TableDescription:
+    """One table of the current graph, who references it, and each column's glossary
+    links (by column name, terms in order)."""
+
+    table: Table
+    referrers: list[Referrer]
+    glossary: dict[str, list[GlossaryLink]]
+
+
+async def describe_table(
+    host: Host, datasource: Datasource, schema: str, name: str
+) -> TableDescription:
+    graph = await require_graph(host, datasource)
+    table = require_table(graph, schema, name)
+    glossary: dict[str, list[GlossaryLink]] = {}
+    for link in await host.load_glossary_links(datasource):
+        if link.schema == table.schema and link.table == table.name:
+            glossary.setdefault(link.column, []).append(link)
+    return TableDescription(table, referrers(graph, table), glossary)
 
 
 def diff_graphs(before: SchemaGraph, after: SchemaGraph) -> dict[str, Any]:

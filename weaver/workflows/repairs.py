@@ -19,6 +19,9 @@ What each operation leaves when a backend fails:
   the sync and the repair stores its graph later (the newest snapshot wins).
 * connection change: if the registry cannot record the new connection after the engine
   took it, the repair puts the registry's connection back into the engine.
+* glossary change: the term is saved (or deleted) in the store that owns terms first;
+  if the graph store then fails, the repair makes the graph's links a copy of the term
+  as that store has it (none once it is gone).
 """
 
 from __future__ import annotations
@@ -70,6 +73,14 @@ async def attempt(host: Host, repair: Repair) -> None:
         datasource = codec.from_jsonable(Datasource, repair.payload["datasource"])
         await host.unregister_datasource(datasource)
         await host.delete_metadata(datasource)
+        return
+    if repair.kind == "relink_glossary_term":
+        term_id = _name_of(repair)
+        term = await host.get_glossary_term(repair.tenant_id, term_id)
+        if term is None:
+            await host.delete_glossary_links(repair.tenant_id, term_id)
+        else:
+            await host.store_glossary_links(term)
         return
     current = await host.get_datasource(repair.tenant_id, _name_of(repair))
     if current is None:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -351,6 +351,20 @@ async def test_statistics_match_the_source(
                 table.table,
                 column.name,
             )
+    # Dates and times come back in ISO 8601, the instants the source holds.
+    departments = next(t for t in statistics.tables if t.table == "departments")
+    created = next(c for c in departments.columns if c.name == "created_at")
+    ((low, high),) = await fetch(
+        live_env,
+        live_env.database,
+        'SELECT min(created_at), max(created_at) FROM "hr"."departments"',
+    )
+    assert low is not None and "T" in created.min
+    # MindsDB answers a timestamptz without its offset, as the UTC wall time.
+    assert (datetime.fromisoformat(created.min), datetime.fromisoformat(created.max)) == (
+        low.astimezone(UTC).replace(tzinfo=None),
+        high.astimezone(UTC).replace(tzinfo=None),
+    )
 
 
 # --- MindsDB down, reconciliation -------------------------------------------------------

@@ -21,8 +21,14 @@ from weaver.host import Host
 from weaver.settings import Settings
 from weaver.testing.harness import running_host
 from weaver.testing.relay import Relay
-from weaver.testing.store import StoreContract, make_datasource, shop_graph, warehouse_graph
-from weaver.types import Column, ColumnRef, Datasource, Page, SchemaGraph, Table
+from weaver.testing.store import (
+    StoreContract,
+    make_datasource,
+    shop_graph,
+    warehouse_graph,
+    wide_graph,
+)
+from weaver.types import Column, Datasource, Page, SchemaGraph, Table
 
 pytestmark = [
     pytest.mark.live,
@@ -34,8 +40,17 @@ pytestmark = [
 
 class TestNeo4jStore(StoreContract):
     plugin = PLUGIN_NAME
-    # The schema graph, its search and join paths; the registry and the rest stay embedded.
-    plugin_hooks = ("store_metadata", "load_metadata", "search_metadata", "find_join_paths")
+    # The schema graph, its search, its glossary links and join paths; the registry and
+    # the rest (glossary terms included) stay embedded.
+    plugin_hooks = (
+        "store_metadata",
+        "load_metadata",
+        "search_metadata",
+        "store_glossary_links",
+        "delete_glossary_links",
+        "load_glossary_links",
+        "find_join_paths",
+    )
 
     @pytest.fixture
     async def host(
@@ -77,32 +92,6 @@ def catalog_of(host: Host) -> Neo4jCatalog:
 async def count(neo4j: AsyncDriver, query: str, **parameters: Any) -> int:
     records, _, _ = await neo4j.execute_query(query, parameters)
     return int(records[0][0])
-
-
-def wide_graph(tables: int, columns: int) -> SchemaGraph:
-    """``tables`` tables of ``columns`` columns over three schemas; every table but the
-    first has a foreign key to the previous table's primary key."""
-    schemas = ["core", "mart", "raw"]
-    built: list[Table] = []
-    for n in range(tables):
-        schema = schemas[n % len(schemas)]
-        cols = [Column("id", "bigint", False, 1, primary_key=True)]
-        if n:
-            previous = built[-1]
-            cols.append(
-                Column(
-                    "parent_id",
-                    "bigint",
-                    True,
-                    2,
-                    references=ColumnRef(previous.schema, previous.name, "id"),
-                )
-            )
-        cols += [
-            Column(f"attr_{n}_{i}", "text", True, i) for i in range(len(cols) + 1, columns + 1)
-        ]
-        built.append(Table(schema, f"table_{n:04d}", cols, row_count=n * 10))
-    return SchemaGraph(schemas=[*schemas, "empty"], tables=built)
 
 
 async def test_two_thousand_columns_round_trip_and_are_replaced(

@@ -15,6 +15,7 @@ from weaver.builtin.engine.connections import quote
 from weaver.builtin.engine.paths import read_only_uri
 from weaver.builtin.engine.runs import Run
 from weaver.types import Column, ColumnRef, ColumnStatistics, SchemaGraph, Table, TableStatistics
+from weaver.values import iso_temporal
 
 SCHEMA = "main"
 # SQLite's default limit on result columns is 2000; statistics use four per column.
@@ -118,8 +119,8 @@ def table_statistics(connection: sqlite3.Connection, table: Table) -> TableStati
                     name=column.name,
                     null_count=row_count - non_null,
                     distinct_count=distinct,
-                    min=_jsonable(low),
-                    max=_jsonable(high),
+                    min=iso_temporal(_jsonable(low), column.data_type),
+                    max=iso_temporal(_jsonable(high), column.data_type),
                 )
             )
     return TableStatistics(SCHEMA, table.name, row_count, statistics)

@@ -191,6 +191,45 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                         = json_extract(c.value, '$.references.column')
             )""",
     ),
+    # Glossary links as part of the schema graph: one row per (term, column path), kept
+    # whether or not the column is in the current graph, so that a sync bringing the
+    # column links it. Read joined with catalog_objects. Filled from the paths the terms
+    # already name (``ds.schema.table.column``; any other shape names no column).
+    (
+        """CREATE TABLE glossary_links (
+            tenant_id TEXT NOT NULL,
+            term_id TEXT NOT NULL,
+            datasource TEXT NOT NULL,
+            schema_name TEXT NOT NULL,
+            table_name TEXT NOT NULL,
+            column_name TEXT NOT NULL,
+            term TEXT NOT NULL,
+            term_lower TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, term_id, datasource, schema_name, table_name, column_name)
+        ) WITHOUT ROWID""",
+        """CREATE INDEX glossary_links_by_column
+            ON glossary_links (tenant_id, datasource, schema_name, table_name, column_name)""",
+        """INSERT OR IGNORE INTO glossary_links
+            WITH paths AS (
+                SELECT g.tenant_id, g.id, g.term, g.term_lower, p.value AS rest0
+                FROM glossary_terms AS g, json_each(g.columns) AS p
+            ), one AS (
+                SELECT *, substr(rest0, 1, instr(rest0, '.') - 1) AS datasource,
+                       substr(rest0, instr(rest0, '.') + 1) AS rest1
+                FROM paths WHERE instr(rest0, '.') > 1
+            ), two AS (
+                SELECT *, substr(rest1, 1, instr(rest1, '.') - 1) AS schema_name,
+                       substr(rest1, instr(rest1, '.') + 1) AS rest2
+                FROM one WHERE instr(rest1, '.') > 1
+            ), three AS (
+                SELECT *, substr(rest2, 1, instr(rest2, '.') - 1) AS table_name,
+                       substr(rest2, instr(rest2, '.') + 1) AS column_name
+                FROM two WHERE instr(rest2, '.') > 1
+            )
+            SELECT tenant_id, id, datasource, schema_name, table_name, column_name,
+                   term, term_lower
+            FROM three WHERE column_name != '' AND instr(column_name, '.') = 0""",
+    ),
 )
 
 

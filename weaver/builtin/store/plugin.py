@@ -7,7 +7,9 @@ uniqueness is a constraint, every write is one ``BEGIN IMMEDIATE`` transaction t
 
 Graphs, snapshots and statistics are JSON documents (`weaver.codec`); the tables and
 columns of the current graph are also rows of ``catalog_objects``, written in the same
-transaction, so search is an indexed range scan and never sees half a sync.
+transaction, so search is an indexed range scan and never sees half a sync. Glossary
+links are rows of ``glossary_links`` by column path, read joined with
+``catalog_objects``: a sync replaces the graph and the links follow their columns.
 
 Where the work runs is said in `weaver.builtin.store.database`.
 """
@@ -34,6 +36,7 @@ from weaver.settings import Settings
 from weaver.types import (
     Datasource,
     DatasourceStatistics,
+    GlossaryLink,
     GlossaryTerm,
     HealthCheck,
     JoinHop,
@@ -513,6 +516,48 @@ class EmbeddedStore:
             )
 
         return await self.store.write(delete)
+
+    @hookimpl(trylast=True)
+    async def store_glossary_links(self, term: GlossaryTerm) -> None:
+        rows = [
+            (term.tenant_id, term.id, *key, term.term, term.term.lower())
+            for key in dict.fromkeys(term.column_keys())
+        ]
+
+        def replace(db: sqlite3.Connection) -> None:
+            db.execute(
+                "DELETE FROM glossary_links WHERE tenant_id = ? AND term_id = ?",
+                (term.tenant_id, term.id),
+            )
+            db.executemany("INSERT INTO glossary_links VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+        await self.store.write(replace)
+
+    @hookimpl(trylast=True)
+    async def delete_glossary_links(self, tenant_id: str, term_id: str) -> None:
+        await self.store.write(
+            lambda db: db.execute(
+                "DELETE FROM glossary_links WHERE tenant_id = ? AND term_id = ?",
+                (tenant_id, term_id),
+            )
+        )
+
+    @hookimpl(trylast=True)
+    async def load_glossary_links(self, datasource: Datasource) -> list[GlossaryLink]:
+        # One statement, so one snapshot of the file: never links of two syncs.
+        rows = await self.store.read(
+            lambda db: db.execute(
+                "SELECT l.term_id, l.term, l.schema_name, l.table_name, l.column_name"
+                " FROM glossary_links AS l JOIN catalog_objects AS c"
+                " ON c.tenant_id = l.tenant_id AND c.kind = 'column'"
+                " AND c.datasource = l.datasource AND c.schema_name = l.schema_name"
+                " AND c.table_name = l.table_name AND c.column_name = l.column_name"
+                " WHERE l.tenant_id = ? AND l.datasource = ?"
+                " ORDER BY l.schema_name, l.table_name, l.column_name, l.term_lower",
+                (datasource.tenant_id, datasource.name),
+            ).fetchall()
+        )
+        return [GlossaryLink(*row) for row in rows]
 
     @hookimpl(trylast=True)
     async def save_statistics(

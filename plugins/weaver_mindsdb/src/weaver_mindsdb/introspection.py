@@ -22,6 +22,7 @@ from weaver.types import (
     Table,
     TableStatistics,
 )
+from weaver.values import iso_temporal
 
 # Runs one native query on the datasource and answers its rows keyed by lower-cased
 # column name.
@@ -255,8 +256,8 @@ def table_statistics(table: Table, row: dict[str, Any]) -> TableStatistics:
             name=column.name,
             null_count=row_count - int(row[f"n{index}"]),
             distinct_count=int(row[f"d{index}"]),
-            min=row.get(f"lo{index}"),
-            max=row.get(f"hi{index}"),
+            min=iso_temporal(row.get(f"lo{index}"), column.data_type),
+            max=iso_temporal(row.get(f"hi{index}"), column.data_type),
         )
         for index, column in enumerate(table.columns)
     ]

@@ -1,4 +1,4 @@
-"""The schema graph in Cypher: replacing, reading, searching and deleting one datasource's.
+"""The schema graph in Cypher: its model, reading it, searching it.
 
 Model::
 
@@ -8,18 +8,26 @@ Model::
       -[:HAS_COLUMN]->(:Column {tenant_id, datasource, schema, table, name, data_type,
                                 nullable, ordinal, primary_key, sync_id})
     (:Column)-[:REFERENCES]->(:Column)            a foreign key, within one datasource
+    (:GlossaryTerm {tenant_id, id, term, columns})-[:DESCRIBES]->(:Column)
+    (:GraphVersion {sync_id, ...})                a version being written or purged
 
 Every node carries ``tenant_id`` and every query starts from the tenant's DataSource
 node (found through the ``(tenant_id, name)`` constraint), so nothing of another tenant
 is ever reached. ``position`` keeps the order the introspection gave schemas and tables.
 
+Each sync writes a new *version* of the graph (nodes stamped with a fresh ``sync_id``)
+beside the current one and then switches the DataSource to it (`weaver_neo4j.versions`):
+only the current version's schemas hang from the DataSource, and ``ds.sync_id`` names
+it. A DataSource without ``sync_id`` was never synced (glossary links may lock one
+into existence before its first sync).
+
 Neo4j isolates transactions only as far as *read committed*: a query that is walking
-the graph when another transaction's commit lands may see part of it — new nodes, or
-old ones already gone (seen here: a load missing tables while syncs ran). So each
-replacement stamps every node it writes, and its DataSource, with a fresh ``sync_id``,
-and records on the DataSource how many schemas, tables, columns and foreign keys it
-wrote (``counts``). A read whose stamps differ or whose counts fall short saw two syncs
-and is made again (`GraphChanged`).
+the graph when another transaction's commit lands may see part of it (seen here: a load
+missing tables while syncs ran). So the DataSource records how many schemas, tables,
+columns and foreign keys its version has (``counts``), a load checks every node's stamp
+and the counts, and other reads check that the versions they started from are still
+current, whole, when they end. A read that saw two versions raises `GraphChanged` and
+is made again.
 """
 
 from __future__ import annotations
@@ -39,41 +47,10 @@ T = TypeVar("T")
 Row = dict[str, Any]
 ColumnKey = tuple[str, str, str]
 
-# Writing the DataSource node first takes its write lock for the whole transaction, so
-# syncs and deletions of one datasource run one after the other instead of interleaving.
-LOCK_DATASOURCE = """
-MERGE (ds:DataSource {tenant_id: $tenant_id, name: $datasource})
-SET ds.sync_id = $sync_id, ds.synced_at = datetime()
-"""
-
-# What the lock statement wrote, unless a deletion that held the lock first removed the
-# node in between: MERGE had found it before waiting.
-CURRENT_SYNC = """
-MATCH (ds:DataSource {tenant_id: $tenant_id, name: $datasource})
-RETURN ds.sync_id AS sync_id
-"""
-
-RECORD_COUNTS = """
-MATCH (ds:DataSource {tenant_id: $tenant_id, name: $datasource})
-SET ds.counts = $counts
-"""
-
-DELETE_CHILDREN = """
-MATCH (:DataSource {tenant_id: $tenant_id, name: $datasource})-[:HAS_SCHEMA]->(s:Schema)
-OPTIONAL MATCH (s)-[:HAS_TABLE]->(t:Table)
-OPTIONAL MATCH (t)-[:HAS_COLUMN]->(c:Column)
-DETACH DELETE c, t, s
-"""
-
-DELETE_DATASOURCE = """
-MATCH (ds:DataSource {tenant_id: $tenant_id, name: $datasource})
-DELETE ds
-"""
-
+# A version's schemas hang from no DataSource until the switch to it.
 CREATE_SCHEMAS = """
-MATCH (ds:DataSource {tenant_id: $tenant_id, name: $datasource})
 UNWIND $rows AS row
-CREATE (ds)-[:HAS_SCHEMA]->(s:Schema {
+CREATE (s:Schema {
     tenant_id: $tenant_id, datasource: $datasource, name: row.name,
     position: row.position, sync_id: $sync_id
 })
@@ -151,10 +128,31 @@ LIMIT $limit
 }
 
 
+# The version each of the tenant's synced datasources (or the one named) points at,
+# with what is needed to tell whether its schemas were read whole: their stamps, and
+# how many it should have.
+_VERSION_FIELDS = """
+RETURN ds.name AS name, ds.sync_id AS sync_id, ds.counts[0] AS schema_count,
+       [(ds)-[:HAS_SCHEMA]->(s:Schema) | s.sync_id] AS schema_stamps
+"""
+TENANT_VERSIONS = (
+    """
+MATCH (ds:DataSource) WHERE ds.tenant_id = $tenant_id AND ds.name IS NOT NULL
+  AND ds.sync_id IS NOT NULL"""
+    + _VERSION_FIELDS
+)
+DATASOURCE_VERSION = (
+    """
+MATCH (ds:DataSource {tenant_id: $tenant_id, name: $datasource})
+WHERE ds.sync_id IS NOT NULL"""
+    + _VERSION_FIELDS
+)
+
+
 class GraphChanged(Exception):
     """Another transaction changed the datasource's graph while this one ran (a read saw
-    parts of two syncs, or a sync found its DataSource deleted once it held the lock);
-    running the transaction again sees one state."""
+    parts of two versions, or a switch found its DataSource deleted once it held the
+    lock); running the transaction again sees one state."""
 
 
 def batches(items: Sequence[T], size: int = BATCH_ROWS) -> Iterator[Sequence[T]]:
@@ -224,41 +222,32 @@ def reference_rows(graph: SchemaGraph, ids: dict[ColumnKey, str]) -> tuple[list[
     return [{"source": source, "target": target} for source, target in edges.items()], dangling
 
 
-async def replace_graph(
-    tx: AsyncManagedTransaction, scope: Row, graph: SchemaGraph, sync_id: str
-) -> int:
-    """Swap the datasource's graph for ``graph`` inside ``tx``; returns the number of
-    dangling foreign keys that were left out."""
-    stamped = {**scope, "sync_id": sync_id}
-    await (await tx.run(LOCK_DATASOURCE, stamped)).consume()
-    current = await (await tx.run(CURRENT_SYNC, scope)).single()
-    if current is None or current["sync_id"] != sync_id:
+async def current_versions(
+    tx: AsyncManagedTransaction, tenant_id: str, datasource: str | None = None
+) -> dict[str, str]:
+    """The current version (``sync_id``) of each synced datasource of the tenant, or of
+    ``datasource`` only. Raises `GraphChanged` when one was caught mid-switch."""
+    if datasource is None:
+        result = await tx.run(TENANT_VERSIONS, tenant_id=tenant_id)
+    else:
+        result = await tx.run(DATASOURCE_VERSION, tenant_id=tenant_id, datasource=datasource)
+    versions = {}
+    async for record in result:
+        stamps = record["schema_stamps"]
+        if len(stamps) != record["schema_count"] or set(stamps) - {record["sync_id"]}:
+            raise GraphChanged
+        versions[record["name"]] = record["sync_id"]
+    return versions
+
+
+async def still_current(
+    tx: AsyncManagedTransaction, tenant_id: str, before: dict[str, str], datasource: str | None
+) -> None:
+    """Raise `GraphChanged` unless the versions are those of ``before``. A version never
+    becomes current twice and is purged only once replaced, so a read made between two
+    equal answers saw those versions alone, whole."""
+    if await current_versions(tx, tenant_id, datasource) != before:
         raise GraphChanged
-    await (await tx.run(DELETE_CHILDREN, scope)).consume()
-    result = await tx.run(CREATE_SCHEMAS, stamped, rows=schema_rows(graph))
-    schema_ids = {record["name"]: record["id"] async for record in result}
-    ids: dict[ColumnKey, str] = {}
-    for rows in table_batches(graph, schema_ids):
-        result = await tx.run(CREATE_TABLES, stamped, rows=rows)
-        async for record in result:
-            table = graph.tables[record["position"]]
-            for name, element_id in record["columns"]:
-                # An engine listing a column twice: its foreign key starts at the first.
-                ids.setdefault((table.schema, table.name, name), element_id)
-    references, dangling = reference_rows(graph, ids)
-    for edges in batches(references):
-        await (await tx.run(CREATE_REFERENCES, scope, rows=list(edges))).consume()
-    counts = [len(schema_ids), len(graph.tables), graph.column_count, len(references)]
-    await (await tx.run(RECORD_COUNTS, scope, counts=counts)).consume()
-    return dangling
-
-
-async def delete_graph(tx: AsyncManagedTransaction, scope: Row) -> None:
-    # Locked like a sync (the node is made if missing, and goes below), so a sync under
-    # way finishes first and none of the children it writes are left without a parent.
-    await (await tx.run(LOCK_DATASOURCE, scope, sync_id=None)).consume()
-    await (await tx.run(DELETE_CHILDREN, scope)).consume()
-    await (await tx.run(DELETE_DATASOURCE, scope)).consume()
 
 
 async def read_graph(tx: AsyncManagedTransaction, scope: Row) -> SchemaGraph | None:
@@ -267,9 +256,10 @@ async def read_graph(tx: AsyncManagedTransaction, scope: Row) -> SchemaGraph | N
 
 
 def assemble(rows: list[Row]) -> SchemaGraph | None:
-    """Fold `READ_GRAPH` rows into a graph; ``None`` when there are none (no DataSource
-    node: never synced). Raises `GraphChanged` unless the rows are exactly one sync."""
-    if not rows:
+    """Fold `READ_GRAPH` rows into a graph; ``None`` when there are none or the
+    DataSource has no version (never synced). Raises `GraphChanged` unless the rows are
+    exactly one version."""
+    if not rows or rows[0]["sync_id"] is None:
         return None
     sync_id, counts = rows[0]["sync_id"], rows[0]["counts"]
     schemas: dict[str, int] = {}
@@ -321,10 +311,11 @@ async def search_graph(
     limit: int,
 ) -> list[SearchHit]:
     """Hits after ``cursor`` (datasource, schema, table, column; the column is ignored
-    for tables)."""
+    for tables), all of the versions current from the start of the search to its end."""
     after = list(cursor if kind == "column" else cursor[:3])
+    before = await current_versions(tx, tenant_id)
     result = await tx.run(SEARCH[kind], tenant_id=tenant_id, text=text, after=after, limit=limit)
-    return [
+    hits = [
         SearchHit(
             kind,
             record["datasource"],
@@ -335,3 +326,5 @@ async def search_graph(
         )
         async for record in result
     ]
+    await still_current(tx, tenant_id, before, None)
+    return hits

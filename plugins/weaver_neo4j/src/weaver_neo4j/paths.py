@@ -9,7 +9,9 @@ and out again, so such a pattern never matches it (seen on 5.26: ``ALL SHORTEST`
 ``(:Table)-[:HAS_COLUMN]->(:Column)-[:REFERENCES]-(:Column)<-[:HAS_COLUMN]-(:Table)``
 joins ``orders`` to ``customers`` but finds nothing from ``orders`` to ``addresses``).
 Reading level by level costs one round trip per hop, at most six, all in one read
-transaction.
+transaction; Neo4j's read-committed isolation lets a switch to a new graph version land
+between two levels, so the search checks that the versions it started on are still
+current when it ends, and is made again otherwise (`weaver_neo4j.graph.still_current`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from neo4j import AsyncManagedTransaction
 
 from weaver.joins import PathSearch
 from weaver.types import JoinHop, JoinPath, TableName
+from weaver_neo4j.graph import current_versions, still_current
 
 # The foreign keys with either end in one of the given tables, grouped by datasource.
 # Each datasource's tables are walked once from its DataSource node (found through the
@@ -57,6 +60,7 @@ async def find_paths(
     limit: int,
 ) -> list[JoinPath]:
     search = PathSearch(start, end, max_hops, bridges)
+    before = await current_versions(tx, tenant_id)
     while frontier := search.frontier():
         result = await tx.run(FOREIGN_KEYS_TOUCHING, tenant_id=tenant_id, groups=_groups(frontier))
         search.expand(
@@ -70,4 +74,5 @@ async def find_paths(
                 async for record in result
             ]
         )
+    await still_current(tx, tenant_id, before, None)
     return search.paths(limit)

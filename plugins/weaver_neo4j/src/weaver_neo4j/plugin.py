@@ -1,6 +1,7 @@
-"""The schema graph in Neo4j: this plugin owns ``store_metadata``, ``load_metadata`` and
-``search_metadata``; the datasource registry, snapshots, glossary and statistics stay
-with whichever store owns them.
+"""The schema graph in Neo4j: this plugin owns ``store_metadata``, ``load_metadata``,
+``search_metadata`` and the glossary links (``store_glossary_links`` and the two after
+it); the datasource registry, snapshots, glossary terms and statistics stay with
+whichever store owns them.
 
 Enabled by ``WEAVER_METADATA_EXTERNAL_MODE=true``; the server is ``NEO4J_URI`` with
 ``NEO4J_USER``/``NEO4J_PASSWORD``. One async driver (its own connection pool) per
@@ -10,7 +11,9 @@ Neo4j being down never stops the gateway: start-up only tries to create the cons
 and indexes, and every call first makes sure they exist, so a server that comes up later
 is used — with its schema — from the first request that reaches it. Calls fail fast (a
 short connect timeout, little retrying) with `Unavailable`, whose detail names the
-failure but never the password.
+failure but never the password. A server that is up but refuses the work for a while
+(out of transaction memory, a deadlock) is retried by the driver's managed transactions
+and, if it keeps refusing, reported as busy, with the reason and Neo4j's code.
 """
 
 from __future__ import annotations
@@ -18,13 +21,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Literal, TypeVar
+from typing import TypeVar
 
-from neo4j import AsyncDriver, AsyncGraphDatabase
-from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired, TransientError
+from neo4j import AsyncDriver, AsyncGraphDatabase, NotificationDisabledClassification
+from neo4j.exceptions import (
+    AuthError,
+    Neo4jError,
+    ServiceUnavailable,
+    SessionExpired,
+    TransientError,
+)
 
 from weaver import hookimpl
 from weaver.errors import Unavailable
@@ -32,6 +40,8 @@ from weaver.opened import Opened
 from weaver.settings import Settings
 from weaver.types import (
     Datasource,
+    GlossaryLink,
+    GlossaryTerm,
     HealthCheck,
     JoinHop,
     JoinPath,
@@ -42,14 +52,9 @@ from weaver.types import (
     TableName,
     parse_search_key,
 )
-from weaver_neo4j.graph import (
-    GraphChanged,
-    Row,
-    delete_graph,
-    read_graph,
-    replace_graph,
-    search_graph,
-)
+from weaver_neo4j import versions
+from weaver_neo4j.glossary import link_term, read_links, unlink_term
+from weaver_neo4j.graph import GraphChanged, Row, read_graph, search_graph
 from weaver_neo4j.paths import find_paths
 from weaver_neo4j.schema import ensure_schema
 
@@ -67,7 +72,6 @@ RETRY_SECONDS = 2.0
 ATTEMPTS = 3
 
 T = TypeVar("T")
-Access = Literal["read", "write"]
 
 
 def neo4j_driver(settings: Settings) -> AsyncDriver:
@@ -78,15 +82,42 @@ def neo4j_driver(settings: Settings) -> AsyncDriver:
         connection_acquisition_timeout=2 * CONNECT_TIMEOUT_SECONDS,
         max_transaction_retry_time=RETRY_SECONDS,
         telemetry_disabled=True,
-        # "Constraint already exists" and the like on every start are not news.
+        # "Constraint already exists" and the like on every start are not news; nor is
+        # a label, relationship type or property key no node has yet (`row_count` when
+        # no synced table had a row count, `DESCRIBES` before the first glossary link),
+        # which the planner would otherwise warn about on every read.
         notifications_min_severity="WARNING",
+        notifications_disabled_classifications=[NotificationDisabledClassification.UNRECOGNIZED],
+    )
+
+
+# What Neo4j's codes for "up, but not now" mean, in the words an operator looks for.
+BUSY_REASONS = {
+    "Neo.TransientError.General.MemoryPoolOutOfMemoryError": "transaction memory limit",
+    "Neo.TransientError.General.TransactionMemoryLimit": "transaction memory limit",
+    "Neo.TransientError.Transaction.DeadlockDetected": "deadlock",
+    "Neo.TransientError.Transaction.LockAcquisitionTimeout": "lock wait timeout",
+    "Neo.TransientError.Transaction.MaximumTransactionLimitReached": "too many transactions",
+    "Neo.TransientError.General.DatabaseUnavailable": "database not available yet",
+}
+
+
+def busy(error: Neo4jError) -> Unavailable:
+    """The problem for a server that answered but refused the work after the driver's
+    retries: what it is, with Neo4j's code (never its message, which may quote data)."""
+    code = error.code or type(error).__name__
+    reason = BUSY_REASONS.get(code, "a transient error")
+    return Unavailable(
+        f"the metadata graph's Neo4j is busy: {reason} ({code}); it is up and the work was"
+        f" retried for {RETRY_SECONDS:g} s; try again later"
     )
 
 
 @asynccontextmanager
 async def reaching_neo4j() -> AsyncIterator[None]:
-    """Turn "cannot talk to Neo4j" into `Unavailable`; the detail reaches the caller, so
-    it names the failure, never the server's address or the credentials."""
+    """Turn "cannot talk to Neo4j" and "Neo4j refuses for now" into `Unavailable`; the
+    detail reaches the caller, so it names the failure, never the server's address or
+    the credentials."""
     try:
         yield
     except AuthError as error:
@@ -94,7 +125,13 @@ async def reaching_neo4j() -> AsyncIterator[None]:
             "the metadata graph's Neo4j refused the configured credentials"
             " (NEO4J_USER/NEO4J_PASSWORD)"
         ) from error
-    except (ServiceUnavailable, SessionExpired, TransientError, OSError, TimeoutError) as error:
+    except Neo4jError as error:
+        # Reached it is: a transient error (and any the server marks retryable) was
+        # already retried by the driver's managed transaction for RETRY_SECONDS.
+        if isinstance(error, TransientError) or error.is_retryable():
+            raise busy(error) from error
+        raise
+    except (ServiceUnavailable, SessionExpired, OSError, TimeoutError) as error:
         raise Unavailable(
             f"the metadata graph's Neo4j cannot be reached ({type(error).__name__})"
         ) from error
@@ -105,6 +142,9 @@ class Neo4jCatalog:
         self.driver = neo4j_driver(settings)
         self.schema_ready = False
         self._schema_lock = asyncio.Lock()
+        # How long a version may go untouched before another sync takes it for
+        # abandoned (`weaver_neo4j.versions`).
+        self.lease_seconds = versions.LEASE_SECONDS
 
     async def ready(self) -> AsyncDriver:
         """The driver, once the constraints and indexes exist."""
@@ -116,7 +156,9 @@ class Neo4jCatalog:
                     self.schema_ready = True
         return self.driver
 
-    async def run(self, access: Access, work: Callable[..., Awaitable[T]], *args: object) -> T:
+    async def run(
+        self, access: versions.Access, work: Callable[..., Awaitable[T]], *args: object
+    ) -> T:
         """``work(tx, *args)`` in a managed transaction, made again when it ran into
         another transaction's change (`GraphChanged`)."""
         driver = await self.ready()
@@ -131,8 +173,17 @@ class Neo4jCatalog:
         raise Unavailable("the schema graph kept changing while it was used; try again")
 
     async def store(self, datasource: Datasource, graph: SchemaGraph) -> None:
-        sync_id = uuid.uuid4().hex
-        dangling = await self.run("write", replace_graph, _scope(datasource), graph, sync_id)
+        """Write ``graph`` beside the current version, switch to it, purge the old one
+        (`weaver_neo4j.versions`); versions that operations stopped half-way through
+        are purged first."""
+        await versions.sweep(self.run, self.lease_seconds)
+        try:
+            dangling = await versions.replace_graph(self.run, _scope(datasource), graph)
+        except versions.LeaseLost:
+            raise Unavailable(
+                f"writing the schema graph paused for longer than {self.lease_seconds:g} s"
+                " and was abandoned; sync again"
+            ) from None
         if dangling:
             log.warning(
                 "%d foreign keys of datasource %r (tenant %r) name columns outside its"
@@ -152,7 +203,16 @@ class Neo4jCatalog:
         return await self.run("read", search_graph, tenant_id, text, kind, cursor, page.limit)
 
     async def delete(self, datasource: Datasource) -> None:
-        await self.run("write", delete_graph, _scope(datasource))
+        await versions.delete_graph(self.run, _scope(datasource))
+
+    async def store_links(self, term: GlossaryTerm) -> None:
+        await self.run("write", link_term, term)
+
+    async def delete_links(self, tenant_id: str, term_id: str) -> None:
+        await self.run("write", unlink_term, tenant_id, term_id)
+
+    async def load_links(self, datasource: Datasource) -> list[GlossaryLink]:
+        return await self.run("read", read_links, _scope(datasource))
 
     async def health(self) -> HealthCheck:
         started = time.perf_counter()
@@ -229,3 +289,15 @@ class Neo4jPlugin:
     @hookimpl
     async def delete_metadata(self, datasource: Datasource) -> None:
         await self.catalog.delete(datasource)
+
+    @hookimpl
+    async def store_glossary_links(self, term: GlossaryTerm) -> None:
+        await self.catalog.store_links(term)
+
+    @hookimpl
+    async def delete_glossary_links(self, tenant_id: str, term_id: str) -> None:
+        await self.catalog.delete_links(tenant_id, term_id)
+
+    @hookimpl
+    async def load_glossary_links(self, datasource: Datasource) -> list[GlossaryLink]:
+        return await self.catalog.load_links(datasource)

@@ -22,6 +22,13 @@ STATEMENTS = [
     "CREATE INDEX schema_name_idx IF NOT EXISTS FOR (s:Schema) ON (s.name)",
     "CREATE INDEX table_name_idx IF NOT EXISTS FOR (t:Table) ON (t.name)",
     "CREATE INDEX column_name_idx IF NOT EXISTS FOR (c:Column) ON (c.name)",
+    # A version's schemas are where its purge starts (`weaver_neo4j.versions`); the
+    # tables and columns hang from them, so they need no index of their own.
+    "CREATE INDEX schema_sync_idx IF NOT EXISTS FOR (s:Schema) ON (s.sync_id)",
+    "CREATE CONSTRAINT graph_version_unique IF NOT EXISTS"
+    " FOR (v:GraphVersion) REQUIRE v.sync_id IS UNIQUE",
+    "CREATE CONSTRAINT glossary_term_unique IF NOT EXISTS"
+    " FOR (g:GlossaryTerm) REQUIRE (g.tenant_id, g.id) IS UNIQUE",
 ]
 
 
