@@ -15,6 +15,7 @@ from weaver.types import (
     Datasource,
     DatasourceStatistics,
     SchemaGraph,
+    SearchHit,
     Snapshot,
     Table,
 )
@@ -115,6 +116,18 @@ def referrers(graph: SchemaGraph, table: Table) -> list[Referrer]:
         and column.references.schema == table.schema
         and column.references.table == table.name
     ]
+
+
+def render_hit(hit: SearchHit) -> dict[str, Any]:
+    """A search hit as the API and the MCP tools answer it."""
+    return {
+        "kind": hit.kind,
+        "datasource": hit.datasource_name,
+        "schema": hit.schema,
+        "table": hit.table,
+        "column": hit.column,
+        "data_type": hit.data_type,
+    }
 
 
 def diff_graphs(before: SchemaGraph, after: SchemaGraph) -> dict[str, Any]:
