@@ -28,9 +28,8 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 from bench_gateway import gateway_env, wait_until_up, write_shop
+from common import bench_headers, percentile
 
-from weaver.auth import mint_token
-from weaver.settings import Settings
 from weaver.testing import free_port
 
 RUNAWAY = (
@@ -38,11 +37,6 @@ RUNAWAY = (
     " SELECT count(*) FROM n CROSS JOIN shop.customers"
 )
 SLEEPER = "SELECT count(*) FROM sales.{schema}.{table} WHERE pg_sleep(30) IS NOT NULL"
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(len(ordered) * fraction), len(ordered) - 1)]
 
 
 async def post(session: aiohttp.ClientSession, headers: dict[str, str], sql: str) -> int:
@@ -129,13 +123,7 @@ async def main() -> None:
             MINDSDB_PASSWORD=os.environ.get("MINDSDB_PASSWORD", ""),
         )
     env = gateway_env(workdir, **extra)
-    token = mint_token(
-        Settings.from_env_names({"JWT_SECRET_KEY": env["JWT_SECRET_KEY"]}),
-        tenant_id=f"bench{os.getpid()}",
-        subject="bench",
-        roles=["editor"],
-    )
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = bench_headers(f"bench{os.getpid()}", env["JWT_SECRET_KEY"])
     port = free_port()
     gateway = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is timed
         [sys.executable, "-m", "weaver", "serve", "--port", str(port)],

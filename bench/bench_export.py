@@ -34,9 +34,8 @@ from pathlib import Path
 import aiohttp
 from bench_encoders import BASELINES, FORMATS, SELECT, fetched, make_database
 from bench_gateway import gateway_env, wait_until_up
+from common import bench_headers
 
-from weaver.auth import mint_token
-from weaver.settings import Settings
 from weaver.testing import free_port
 
 GOALS = {"ndjson": 0.5, "csv": 0.5, "arrow": 0.7}
@@ -112,13 +111,7 @@ async def main() -> None:
     database.parent.mkdir(parents=True)
     make_database(database, args.rows)
     env = gateway_env(workdir, WEAVER_ACCESS_LOG="false")
-    token = mint_token(
-        Settings.from_env_names({"JWT_SECRET_KEY": env["JWT_SECRET_KEY"]}),
-        tenant_id="bench",
-        subject="bench",
-        roles=["editor"],
-    )
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = bench_headers("bench", env["JWT_SECRET_KEY"])
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     gateway = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is timed
