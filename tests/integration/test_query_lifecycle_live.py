@@ -37,8 +37,9 @@ from weaver_mindsdb.testing import (
     wait_for,
 )
 
-from tests.serving import Serving, clean_environment, wait_until_live
+from tests.serving import Serving, clean_environment
 from weaver.testing import free_port
+from weaver.testing.harness import wait_until_live
 
 pytestmark = live
 
