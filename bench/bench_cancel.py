@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 from bench_gateway import gateway_env, wait_until_up, write_shop
-from common import bench_headers, percentile
+from common import bench_headers, report
 
 from weaver.testing import free_port
 
@@ -96,14 +95,6 @@ async def mindsdb_run(
     gone = time.perf_counter() - started
     await waiting
     return gone * 1000
-
-
-def report(label: str, latencies: list[float]) -> None:
-    print(
-        f"{label:<32} p50 {statistics.median(latencies):8.1f} ms"
-        f"   p99 {percentile(latencies, 0.99):8.1f} ms   max {max(latencies):8.1f} ms"
-        f"   ({len(latencies)} runs)"
-    )
 
 
 async def main() -> None:

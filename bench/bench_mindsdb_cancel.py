@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import percentile, services_environ
+from common import report, services_environ
 from weaver_mindsdb import tagging
 from weaver_mindsdb.testing import (
     LiveEnv,
@@ -154,13 +154,8 @@ async def main() -> None:
                         g, r = await one_cancel(env, host, datasource, database, sql, after)
                         gone.append(g * 1000)
                         returned.append(r * 1000)
-                    for label, values in (("gone", gone), ("returned", returned)):
-                        print(
-                            f"{shape:<9} {label:<8} p50 {percentile(values, 0.5):7.1f} ms  "
-                            f"p99 {percentile(values, 0.99):7.1f} ms  max {max(values):7.1f} ms"
-                            f"  ({args.runs} runs)",
-                            flush=True,
-                        )
+                    report(f"{shape} gone", gone)
+                    report(f"{shape} returned", returned)
                 await stream(host, datasource)
             finally:
                 await host.unregister_datasource(datasource)

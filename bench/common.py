@@ -1,10 +1,11 @@
 """What the benchmarks share: the benchmarked gateway's keys, a token for a tenant, the
-percentile every report uses, and the services' defaults for a run without
+percentile and latency row every report uses, and the services' defaults for a run without
 ``eval "$(scripts/services.sh env)"``."""
 
 from __future__ import annotations
 
 import os
+import statistics
 from collections.abc import Sequence
 
 from weaver.settings import Settings
@@ -39,3 +40,13 @@ def bench_headers(tenant_id: str, secret: str = JWT_SECRET) -> dict[str, str]:
 def percentile(samples: Sequence[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def report(label: str, latencies: Sequence[float]) -> None:
+    """One row of a latency table: median, p99 and max in milliseconds, and the runs."""
+    print(
+        f"{label:<32} p50 {statistics.median(latencies):8.1f} ms"
+        f"   p99 {percentile(latencies, 0.99):8.1f} ms   max {max(latencies):8.1f} ms"
+        f"   ({len(latencies)} runs)",
+        flush=True,
+    )
