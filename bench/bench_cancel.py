@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,9 +27,8 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 from bench_gateway import gateway_env, wait_until_up, write_shop
+from common import bench_headers, report
 
-from weaver.auth import mint_token
-from weaver.settings import Settings
 from weaver.testing import free_port
 
 RUNAWAY = (
@@ -38,11 +36,6 @@ RUNAWAY = (
     " SELECT count(*) FROM n CROSS JOIN shop.customers"
 )
 SLEEPER = "SELECT count(*) FROM sales.{schema}.{table} WHERE pg_sleep(30) IS NOT NULL"
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(len(ordered) * fraction), len(ordered) - 1)]
 
 
 async def post(session: aiohttp.ClientSession, headers: dict[str, str], sql: str) -> int:
@@ -104,14 +97,6 @@ async def mindsdb_run(
     return gone * 1000
 
 
-def report(label: str, latencies: list[float]) -> None:
-    print(
-        f"{label:<32} p50 {statistics.median(latencies):8.1f} ms"
-        f"   p99 {percentile(latencies, 0.99):8.1f} ms   max {max(latencies):8.1f} ms"
-        f"   ({len(latencies)} runs)"
-    )
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
@@ -129,13 +114,7 @@ async def main() -> None:
             MINDSDB_PASSWORD=os.environ.get("MINDSDB_PASSWORD", ""),
         )
     env = gateway_env(workdir, **extra)
-    token = mint_token(
-        Settings.from_env_names({"JWT_SECRET_KEY": env["JWT_SECRET_KEY"]}),
-        tenant_id=f"bench{os.getpid()}",
-        subject="bench",
-        roles=["editor"],
-    )
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = bench_headers(f"bench{os.getpid()}", env["JWT_SECRET_KEY"])
     port = free_port()
     gateway = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is timed
         [sys.executable, "-m", "weaver", "serve", "--port", str(port)],

@@ -52,6 +52,7 @@ from bench_encoders import (
     make_database,
 )
 from bench_gateway import gateway_env, wait_until_up
+from common import bench_headers
 from weaver_mindsdb.testing import (
     LiveEnv,
     create_scratch_database,
@@ -59,8 +60,6 @@ from weaver_mindsdb.testing import (
     live_env_from_environment,
 )
 
-from weaver.auth import mint_token
-from weaver.settings import Settings
 from weaver.testing import free_port
 
 GOALS = {"ndjson": 0.5, "csv": 0.5, "arrow": 0.7}
@@ -134,13 +133,7 @@ def baseline(run: Callable[..., int], database: Path, rows: int) -> tuple[float,
 @asynccontextmanager
 async def served(env: dict[str, str], datasource: dict[str, Any]) -> AsyncIterator[Gateway]:
     """A real ``weaver serve`` with ``env`` and one datasource of tenant ``bench``."""
-    token = mint_token(
-        Settings.from_env_names({"JWT_SECRET_KEY": env["JWT_SECRET_KEY"]}),
-        tenant_id="bench",
-        subject="bench",
-        roles=["editor"],
-    )
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = bench_headers("bench", env["JWT_SECRET_KEY"])
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     gateway = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is timed

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from common import ENCRYPTION_KEY, JWT_SECRET, bench_headers
 
-from weaver.auth import mint_token
-from weaver.settings import Settings
 from weaver.testing import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,8 +95,8 @@ def gateway_env(workdir: Path, **extra: str) -> dict[str, str]:
         **{k: v for k, v in os.environ.items() if not k.startswith("WEAVER_")},
         "WEAVER_DATA_DIR": str(workdir / "data"),
         "WEAVER_SQLITE_ROOT": str(workdir / "sqlite"),
-        "ENCRYPTION_KEY": "bench-encryption-key-0123456789abcdef",
-        "JWT_SECRET_KEY": "bench-jwt-secret-0123456789abcdef0123",
+        "ENCRYPTION_KEY": ENCRYPTION_KEY,
+        "JWT_SECRET_KEY": JWT_SECRET,
         "WEAVER_RATE_LIMIT": "1000000000/60s",
         # Likewise the per-tenant query slots: the load runs 16 requests at once.
         "WEAVER_QUERY_CONCURRENCY": "1000",
@@ -193,13 +192,7 @@ async def main() -> None:
     ):
         env.pop(flag, None)
     write_shop(workdir / "sqlite" / "shop.db")
-    token = mint_token(
-        Settings.from_env_names({"JWT_SECRET_KEY": env["JWT_SECRET_KEY"]}),
-        tenant_id="bench",
-        subject="bench",
-        roles=["editor"],
-    )
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = bench_headers("bench", env["JWT_SECRET_KEY"])
     scenarios = [
         Scenario("GET /api/datasources", "GET", "/api/datasources", None),
         Scenario(

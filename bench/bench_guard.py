@@ -35,10 +35,10 @@ from bench_gateway import (
     process,
     wait_until_up,
 )
+from common import bench_headers
 from weaver_redis_guard.testing import RedisServer, commands_sent
 
 from weaver import hookimpl
-from weaver.auth import mint_token
 from weaver.settings import Settings
 from weaver.testing import free_port
 from weaver.testing.harness import make_settings, running_host
@@ -129,9 +129,7 @@ async def main() -> None:
     redis_server = RedisServer(workdir / "redis")
     redis_server.start()
     env = gateway_env(workdir, REDIS_URL=redis_server.url)
-    settings = Settings.from_env_names({"JWT_SECRET_KEY": env["JWT_SECRET_KEY"]})
-    token = mint_token(settings, tenant_id="bench", subject="bench", roles=["editor"])
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = bench_headers("bench", env["JWT_SECRET_KEY"])
 
     ports = {name: free_port() for name in ("redis", "embedded", "none")}
     while len(set(ports.values())) < len(ports):  # probed one at a time, one may repeat

@@ -25,6 +25,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from common import percentile
+
 from weaver.host import Host
 from weaver.joins import PathSearch
 from weaver.testing.harness import make_settings, running_host
@@ -86,11 +88,6 @@ async def timed(call: Callable[[], Awaitable[object]]) -> float:
     started = time.perf_counter()
     await call()
     return (time.perf_counter() - started) * 1000
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 async def main() -> None:

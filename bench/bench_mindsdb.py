@@ -42,15 +42,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import jwt
 import orjson
+from common import ENCRYPTION_KEY, JWT_SECRET, bench_headers, percentile, services_environ
 from weaver_mindsdb import tagging
-from weaver_mindsdb.testing import LiveEnv
+from weaver_mindsdb.testing import live_env_from_environment
 
 from weaver.naming import internal_name
 from weaver.testing import free_port
 
-JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123"
 LIMIT = 1000
 TARGET_MS = 2.0
 
@@ -123,37 +122,15 @@ async def wait_until_up(session: aiohttp.ClientSession, url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
 
-    environ = os.environ
-    live = LiveEnv(
-        mindsdb_url=environ.get("MINDSDB_URL", "http://127.0.0.1:47334").rstrip("/"),
-        host=environ.get("WEAVER_E2E_DS_HOST", "127.0.0.1"),
-        port=int(environ.get("WEAVER_E2E_DS_PORT", "5433")),
-        database=environ.get("WEAVER_E2E_DS_DATABASE", "sample_enterprise"),
-        user=environ.get("WEAVER_E2E_DS_USER", "sample_user"),
-        password=environ.get("WEAVER_E2E_DS_PASSWORD", "sample_password"),
-        crm_database=environ.get("WEAVER_E2E_CRM_DATABASE", "sample_crm"),
-        mindsdb_user=environ.get("MINDSDB_USER", ""),
-        mindsdb_password=environ.get("MINDSDB_PASSWORD", ""),
-    )
+    live = live_env_from_environment(services_environ())
     databases = {"enterprise": live.database, "crm": live.crm_database}
     tenant = f"bench-{secrets.token_hex(4)}"
-    now = int(time.time())
-    token = jwt.encode(
-        {"sub": "bench", "tenant_id": tenant, "roles": ["editor"], "iat": now, "exp": now + 3600},
-        JWT_SECRET,
-        algorithm="HS256",
-    )
     workdir = Path(tempfile.mkdtemp(prefix="weaver-bench-mindsdb-"))
     env = {
         **os.environ,
@@ -161,7 +138,7 @@ async def main() -> None:
         "WEAVER_EXTERNAL_MODE": "true",
         "MINDSDB_URL": live.mindsdb_url,
         "WEAVER_DATA_DIR": str(workdir / "data"),
-        "ENCRYPTION_KEY": "bench-encryption-key-0123456789abcdef",
+        "ENCRYPTION_KEY": ENCRYPTION_KEY,
         "JWT_SECRET_KEY": JWT_SECRET,
         # The guard runs, but its budget must not be what is measured.
         "WEAVER_RATE_LIMIT": "1000000000/60s",
@@ -176,7 +153,7 @@ async def main() -> None:
 
     port = free_port()
     gateway = f"http://127.0.0.1:{port}"
-    auth = {"Authorization": f"Bearer {token}"}
+    auth = bench_headers(tenant)
     with gateway_process(port, env):
         async with aiohttp.ClientSession() as session:
             await wait_until_up(session, gateway + "/health/live")

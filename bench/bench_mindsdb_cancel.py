@@ -26,17 +26,17 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from common import report, services_environ
 from weaver_mindsdb import tagging
 from weaver_mindsdb.testing import (
     LiveEnv,
     busy_backends,
     create_scratch_database,
     drop_scratch_database,
-    register_datasource,
+    live_env_from_environment,
     wait_for,
 )
 
@@ -44,6 +44,7 @@ from weaver.host import Host
 from weaver.queries.pump import pump
 from weaver.testing import running_host
 from weaver.testing.engine import prepare, principal_for
+from weaver.testing.live import register_datasource
 from weaver.types import Datasource, PreparedQuery
 
 ROWS = 1_000_000
@@ -51,26 +52,6 @@ SHAPES = {
     "sleeping": ("SELECT id, pg_sleep(0.1) AS s FROM lab.ticks", 1.0),
     "reading": ("SELECT * FROM lab.wide", 1.0),
 }
-
-
-def live_env() -> LiveEnv:
-    environ = os.environ
-    return LiveEnv(
-        mindsdb_url=environ.get("MINDSDB_URL", "http://127.0.0.1:47334").rstrip("/"),
-        host=environ.get("WEAVER_E2E_DS_HOST", "127.0.0.1"),
-        port=int(environ.get("WEAVER_E2E_DS_PORT", "5433")),
-        database=environ.get("WEAVER_E2E_DS_DATABASE", "sample_enterprise"),
-        user=environ.get("WEAVER_E2E_DS_USER", "sample_user"),
-        password=environ.get("WEAVER_E2E_DS_PASSWORD", "sample_password"),
-        crm_database=environ.get("WEAVER_E2E_CRM_DATABASE", "sample_crm"),
-        mindsdb_user=environ.get("MINDSDB_USER", ""),
-        mindsdb_password=environ.get("MINDSDB_PASSWORD", ""),
-    )
-
-
-def percentile(samples: Sequence[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 async def ignore(_: Any) -> None:
@@ -157,7 +138,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    env = live_env()
+    env = live_env_from_environment(services_environ())
     database = f"weaver_bench_{secrets.token_hex(4)}"
     print(f"creating {database} ({ROWS} rows)", flush=True)
     await create_scratch_database(env, database, rows=ROWS)
@@ -173,13 +154,8 @@ async def main() -> None:
                         g, r = await one_cancel(env, host, datasource, database, sql, after)
                         gone.append(g * 1000)
                         returned.append(r * 1000)
-                    for label, values in (("gone", gone), ("returned", returned)):
-                        print(
-                            f"{shape:<9} {label:<8} p50 {percentile(values, 0.5):7.1f} ms  "
-                            f"p99 {percentile(values, 0.99):7.1f} ms  max {max(values):7.1f} ms"
-                            f"  ({args.runs} runs)",
-                            flush=True,
-                        )
+                    report(f"{shape} gone", gone)
+                    report(f"{shape} returned", returned)
                 await stream(host, datasource)
             finally:
                 await host.unregister_datasource(datasource)

@@ -29,28 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import jwt
-from bench_mindsdb import CASES, JWT_SECRET, LIMIT, TARGET_MS, Case, gateway_process, percentile
+from bench_mindsdb import CASES, LIMIT, TARGET_MS, Case, gateway_process
 from bench_mindsdb import wait_until_up as wait_until_live
-from weaver_trino.testing import LiveEnv
+from common import ENCRYPTION_KEY, JWT_SECRET, bench_headers, percentile, services_environ
+from weaver_trino.testing import LiveEnv, live_env_from_environment
 
 from weaver.testing import free_port
 
 Call = Callable[[], Awaitable[None]]
-
-
-def environment() -> LiveEnv:
-    env = os.environ
-    return LiveEnv(
-        trino_url=env.get("TRINO_URL", "http://127.0.0.1:18080").rstrip("/"),
-        trino_user=env.get("TRINO_USER", "weaver"),
-        host=env.get("WEAVER_E2E_DS_HOST", "127.0.0.1"),
-        port=int(env.get("WEAVER_E2E_DS_PORT", "5433")),
-        database=env.get("WEAVER_E2E_DS_DATABASE", "sample_enterprise"),
-        user=env.get("WEAVER_E2E_DS_USER", "sample_user"),
-        password=env.get("WEAVER_E2E_DS_PASSWORD", "sample_password"),
-        crm_database=env.get("WEAVER_E2E_CRM_DATABASE", "sample_crm"),
-    )
 
 
 def gateway_environ(workdir: Path, flag: str, **extra: str) -> dict[str, str]:
@@ -59,7 +45,7 @@ def gateway_environ(workdir: Path, flag: str, **extra: str) -> dict[str, str]:
         "APP_ENV": "development",
         flag: "true",
         "WEAVER_DATA_DIR": str(workdir / "data"),
-        "ENCRYPTION_KEY": "bench-encryption-key-0123456789abcdef",
+        "ENCRYPTION_KEY": ENCRYPTION_KEY,
         "JWT_SECRET_KEY": JWT_SECRET,
         # The guard runs, but its budget must not be what is measured.
         "WEAVER_RATE_LIMIT": "1000000000/60s",
@@ -148,25 +134,17 @@ async def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
 
-    live = environment()
+    live = live_env_from_environment(services_environ())
     databases = {"enterprise": live.database, "crm": live.crm_database}
     tenant = f"bench-{secrets.token_hex(4)}"
-    now = int(time.time())
-    claims = {
-        "sub": "bench",
-        "tenant_id": tenant,
-        "roles": ["editor"],
-        "iat": now,
-        "exp": now + 3600,
-    }
-    auth = {"Authorization": f"Bearer {jwt.encode(claims, JWT_SECRET, algorithm='HS256')}"}
+    auth = bench_headers(tenant)
     workdir = Path(tempfile.mkdtemp(prefix="weaver-bench-trino-"))
     gateways = {
         "weaver+trino": (f"http://127.0.0.1:{free_port()}", "WEAVER_TRINO_MODE", {}),
         "weaver+mindsdb": (
             f"http://127.0.0.1:{free_port()}",
             "WEAVER_EXTERNAL_MODE",
-            {"MINDSDB_URL": os.environ.get("MINDSDB_URL", "http://127.0.0.1:47334")},
+            {"MINDSDB_URL": services_environ()["MINDSDB_URL"]},
         ),
     }
     with ExitStack() as stack:

@@ -27,16 +27,16 @@ import argparse
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from weaver.auth import mint_token
 from weaver.settings import Settings
+from weaver.testing import free_port
+from weaver.testing.harness import wait_until_live
 
 CHECKS = (
     "not_a_server_error",
@@ -50,24 +50,6 @@ CHECKS = (
     "ignored_auth",
     "ensure_resource_availability",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until_live(url: str, server: subprocess.Popen[bytes], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(url):
-                return
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("weaver serve did not come up") from None
-            time.sleep(0.2)
 
 
 def main() -> int:
@@ -101,7 +83,10 @@ def main() -> int:
                 stderr=subprocess.STDOUT,
             )
         try:
-            wait_until_live(base + "/health/live", server)
+            try:
+                wait_until_live(base + "/health/live", server, seconds=60)
+            except RuntimeError as error:
+                raise SystemExit(str(error)) from None
             token = mint_token(
                 Settings.from_env_names({"JWT_SECRET_KEY": secret}),
                 tenant_id="demo",

@@ -7,8 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 # Settings of the developer's shell that would change what a test sees.
@@ -32,20 +30,6 @@ def production_environment(data_dir: Path, **overrides: str) -> dict[str, str]:
         WEAVER_DATA_DIR=str(data_dir),
         **overrides,
     )
-
-
-def wait_until_live(
-    url: str, server: subprocess.Popen[bytes] | Serving, seconds: float = 30
-) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(url):
-                return
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("weaver serve did not come up") from None
-            time.sleep(0.1)
 
 
 class Serving:

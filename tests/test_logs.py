@@ -14,11 +14,11 @@ from tests.serving import (
     Serving,
     clean_environment,
     production_environment,
-    wait_until_live,
 )
 from weaver.auth import mint_token
 from weaver.settings import Settings
 from weaver.testing import free_port
+from weaver.testing.harness import wait_until_live
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"

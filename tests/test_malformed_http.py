@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import assert_problem
-from tests.serving import Serving, production_environment, wait_until_live
+from tests.serving import Serving, production_environment
 from weaver.testing import free_port
+from weaver.testing.harness import wait_until_live
 
 # What a client sends that it must not get back whole: a token of 9000 characters.
 SECRET = "eyJzZWNyZXQiOiJ0b2tlbiJ9" * 375

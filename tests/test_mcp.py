@@ -19,10 +19,11 @@ from mcp import ClientSession, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
-from tests.serving import Serving, clean_environment, wait_until_live
+from tests.serving import Serving, clean_environment
 from weaver.auth import mint_token
 from weaver.settings import Settings
 from weaver.testing import free_port
+from weaver.testing.harness import wait_until_live
 
 SECRET = "mcp-test-secret-0123456789abcdef0123456789"
 TOOLS = {

@@ -44,6 +44,14 @@ async def until(client: Any, headers: dict[str, str], query_id: str, *statuses: 
     raise AssertionError(f"query {query_id} stayed {body['status']}")
 
 
+async def running_async(client: Any, headers: dict[str, str]) -> str:
+    """The id of a runaway async query, once it runs."""
+    accepted = await post(client, {**headers, **ASYNC}, sql=RUNAWAY, timeout_seconds=30)
+    query_id: str = (await accepted.json())["query_id"]
+    await until(client, headers, query_id, "running")
+    return query_id
+
+
 async def running_id(client: Any) -> str:
     """The id of the one query the app runs now (a synchronous one has no id until its
     answer, so a test finds it as a client would find it in history)."""
@@ -214,11 +222,7 @@ async def test_an_async_query_answers_202_and_its_result_pages_like_the_sync_one
 async def test_results_of_a_running_query_conflict_and_of_a_sync_one_are_gone(
     client: Any, auth: Any, shop: str
 ) -> None:
-    accepted = await client.post(
-        "/api/query", json={"sql": RUNAWAY, "timeout_seconds": 30}, headers={**auth(), **ASYNC}
-    )
-    query_id = (await accepted.json())["query_id"]
-    await until(client, auth(), query_id, "running")
+    query_id = await running_async(client, auth())
     running = await client.get(f"/api/query/{query_id}/results", headers=auth())
     assert_problem(await running.json(), 409)
     assert (await client.delete(f"/api/query/{query_id}", headers=auth())).status == 204
@@ -329,9 +333,10 @@ async def test_a_query_of_a_gateway_that_died_ends_failed(tmp_path: Any) -> None
     import signal
     import sqlite3
 
-    from tests.serving import Serving, clean_environment, wait_until_live
+    from tests.serving import Serving, clean_environment
     from weaver.auth import mint_token
     from weaver.testing import free_port, make_settings, running_host
+    from weaver.testing.harness import wait_until_live
 
     data, root = tmp_path / "data", tmp_path / "sqlite"
     root.mkdir()
@@ -391,11 +396,7 @@ async def test_a_query_of_a_gateway_that_died_ends_failed(tmp_path: Any) -> None
 async def test_a_gateway_that_stops_ends_its_running_queries_failed(
     client: Any, auth: Any, shop: str
 ) -> None:
-    accepted = await client.post(
-        "/api/query", json={"sql": RUNAWAY, "timeout_seconds": 30}, headers={**auth(), **ASYNC}
-    )
-    query_id = (await accepted.json())["query_id"]
-    await until(client, auth(), query_id, "running")
+    query_id = await running_async(client, auth())
     host = client.app[HOST]
     await client.app[QUERIES].stop()
     record = await host.get_query("tenant-a", query_id)

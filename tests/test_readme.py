@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving import wait_until_live
 from weaver.testing import free_port
+from weaver.testing.harness import wait_until_live
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -10,10 +10,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.serving import Serving, wait_until_live
+from tests.serving import Serving
 from weaver.auth import mint_token
 from weaver.settings import Settings
 from weaver.testing import free_port
+from weaver.testing.harness import wait_until_live
 
 JWT_SECRET = "serve-test-secret-0123456789abcdef0123"
 

@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import jwt
 import pytest
-from aiohttp.test_utils import TestClient
 
 # The suite drives the first-party plugins; without them (a core-only install) it has
 # nothing to run, so it skips as a whole instead of failing to import.
@@ -33,8 +30,6 @@ pytest.importorskip("weaver_mindsdb", reason="the first-party plugins are not in
 
 from weaver_mindsdb.testing import (
     LiveEnv,
-    execute,
-    fetch,
     integer_key,
     live,
     user_schema,
@@ -44,6 +39,16 @@ from weaver_mindsdb.testing import (
 from weaver.app import create_app
 from weaver.naming import internal_name
 from weaver.settings import Settings
+from weaver.testing.live import (
+    ApiDatasources,
+    Auth,
+    Client,
+    Create,
+    ScratchSchemas,
+    required_environment,
+    tenant_headers,
+    two_tenants,
+)
 
 pytestmark = live
 
@@ -51,7 +56,6 @@ REQUIRED_ENV = ("MINDSDB_URL", "POSTGRES_DSN", "NEO4J_URI", "NEO4J_USER", "NEO4J
 # The metadata plugins this suite turns on when they are installed, by entry-point name.
 METADATA_PLUGINS = {"pg": "WEAVER_METADATA_PG_MODE", "neo4j": "WEAVER_METADATA_EXTERNAL_MODE"}
 
-Client = TestClient[Any, Any]
 ClientFactory = Callable[..., Awaitable[Client]]
 
 
@@ -59,10 +63,7 @@ ClientFactory = Callable[..., Awaitable[Client]]
 
 
 def _required() -> dict[str, str]:
-    missing = [name for name in REQUIRED_ENV if not os.environ.get(name)]
-    if missing:
-        pytest.fail("WEAVER_RUN_E2E=1 needs " + ", ".join(missing))
-    return {name: os.environ[name] for name in REQUIRED_ENV}
+    return required_environment(REQUIRED_ENV)
 
 
 @pytest.fixture
@@ -104,58 +105,21 @@ async def api(aiohttp_client: ClientFactory, e2e_settings: Settings) -> Client:
 @pytest.fixture
 def tenants() -> tuple[str, str]:
     """Two tenants of this test alone: reruns and loops of the exit gate never collide."""
-    run = secrets.token_hex(4)
-    return f"e2e-a-{run}", f"e2e-b-{run}"
+    return two_tenants("e2e")
 
 
 @pytest.fixture
-def auth(e2e_settings: Settings) -> Callable[[str], dict[str, str]]:
+def auth(e2e_settings: Settings) -> Auth:
     """Headers carrying an editor token for a tenant, minted as a client would."""
-
-    def headers(tenant_id: str) -> dict[str, str]:
-        now = int(time.time())
-        claims = {
-            "sub": f"user-of-{tenant_id}",
-            "tenant_id": tenant_id,
-            "roles": ["editor"],
-            "iat": now,
-            "exp": now + 600,
-        }
-        token = jwt.encode(claims, e2e_settings.jwt_secret_key, algorithm="HS256")
-        return {"Authorization": f"Bearer {token}"}
-
-    return headers
-
-
-Create = Callable[..., Awaitable[dict[str, Any]]]
+    return lambda tenant_id: tenant_headers(e2e_settings, tenant_id)
 
 
 @pytest.fixture
-async def create(
-    api: Client, auth: Callable[[str], dict[str, str]], env: LiveEnv
-) -> AsyncIterator[Create]:
+async def create(api: Client, auth: Auth, env: LiveEnv) -> AsyncIterator[Create]:
     """POST a datasource (201 expected); every one made is deleted through the API after."""
-    made: list[tuple[str, str]] = []
-
-    async def make(tenant_id: str, name: str, database: str, **extra: Any) -> dict[str, Any]:
-        response = await api.post(
-            "/api/datasources",
-            json={
-                "name": name,
-                "engine": "postgres",
-                "connection": env.connection(database, **extra),
-            },
-            headers=auth(tenant_id),
-        )
-        body: dict[str, Any] = await response.json()
-        assert response.status == 201, body
-        made.append((tenant_id, name))
-        return body
-
-    yield make
-    for tenant_id, name in made:
-        await api.delete(f"/api/datasources/{name}", headers=auth(tenant_id))
-        await env.mindsdb_sql(f"DROP DATABASE IF EXISTS `{internal_name(tenant_id, name)}`")
+    datasources = ApiDatasources(api, auth, env)
+    yield datasources.create
+    await env.drop_databases(internal_name(t, n) for t, n in await datasources.delete_all())
 
 
 Scratch = Callable[[str], Awaitable[str]]
@@ -164,24 +128,12 @@ Scratch = Callable[[str], Awaitable[str]]
 @pytest.fixture
 async def scratch(env: LiveEnv) -> AsyncIterator[Scratch]:
     """A schema of this test's own in a sample database, dropped afterwards."""
-    made: list[tuple[str, str]] = []
-    name = f"weaver_e2e_{secrets.token_hex(4)}"
-
-    async def make(database: str) -> str:
-        await execute(env, database, f'CREATE SCHEMA "{name}"')
-        made.append((database, name))
-        return name
-
-    yield make
-    for database, schema in made:
-        await execute(env, database, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    schemas = ScratchSchemas(env, "weaver_e2e")
+    yield schemas.make
+    await schemas.drop_all()
 
 
 # --- reading the sources directly ---------------------------------------------------------
-
-
-async def scalar(env: LiveEnv, database: str, sql: str) -> Any:
-    return (await fetch(env, database, sql))[0][0]
 
 
 async def run_sql(
@@ -195,7 +147,7 @@ async def run_sql(
 
 
 async def test_datasources_are_created_and_deleted_in_mindsdb(
-    api: Client, auth: Callable[[str], dict[str, str]], env: LiveEnv, tenants: tuple[str, str]
+    api: Client, auth: Auth, env: LiveEnv, tenants: tuple[str, str]
 ) -> None:
     tenant = tenants[0]
     engine_name = internal_name(tenant, "sales")
@@ -220,7 +172,7 @@ async def test_datasources_are_created_and_deleted_in_mindsdb(
 
 
 async def test_a_connection_mindsdb_refuses_is_502_and_leaves_nothing(
-    api: Client, auth: Callable[[str], dict[str, str]], env: LiveEnv, tenants: tuple[str, str]
+    api: Client, auth: Auth, env: LiveEnv, tenants: tuple[str, str]
 ) -> None:
     tenant = tenants[0]
     password = f"wrong-{secrets.token_hex(6)}"
@@ -246,7 +198,7 @@ async def test_a_connection_mindsdb_refuses_is_502_and_leaves_nothing(
 
 async def test_queries_run_on_mindsdb(
     api: Client,
-    auth: Callable[[str], dict[str, str]],
+    auth: Auth,
     env: LiveEnv,
     tenants: tuple[str, str],
     create: Create,
@@ -257,7 +209,7 @@ async def test_queries_run_on_mindsdb(
     assert (await status.json())["engine"] == "mindsdb"
 
     for schema, table in await user_tables(env, env.database):
-        expected = await scalar(env, env.database, f'SELECT count(*) FROM "{schema}"."{table}"')
+        expected = await env.scalar(env.database, f'SELECT count(*) FROM "{schema}"."{table}"')
         code, body = await run_sql(
             api, auth(tenant), f"SELECT count(*) AS n FROM sales.{schema}.{table}"
         )
@@ -267,7 +219,7 @@ async def test_queries_run_on_mindsdb(
         ]
 
     schema, table, column = await integer_key(env, env.database)
-    key = await scalar(env, env.database, f'SELECT min("{column}") FROM "{schema}"."{table}"')
+    key = await env.scalar(env.database, f'SELECT min("{column}") FROM "{schema}"."{table}"')
     code, body = await run_sql(
         api, auth(tenant), f"SELECT * FROM sales.{schema}.{table} WHERE {column} = {key}"
     )
@@ -276,14 +228,14 @@ async def test_queries_run_on_mindsdb(
     assert body["row_count"] == 1 and body["truncated"] is False and body["elapsed_ms"] >= 0
     assert body["rows"][0][names.index(column)] == key
 
-    rows = await scalar(env, env.database, f'SELECT count(*) FROM "{schema}"."{table}"')
+    rows = await env.scalar(env.database, f'SELECT count(*) FROM "{schema}"."{table}"')
     code, body = await run_sql(api, auth(tenant), f"SELECT * FROM sales.{schema}.{table}", limit=1)
     assert code == 200 and body["row_count"] == 1 and body["truncated"] is (rows > 1)
 
 
 async def test_a_join_across_two_databases(
     api: Client,
-    auth: Callable[[str], dict[str, str]],
+    auth: Auth,
     env: LiveEnv,
     tenants: tuple[str, str],
     create: Create,
@@ -293,8 +245,8 @@ async def test_a_join_across_two_databases(
     schema, table, column = await integer_key(env, env.database)
     keys = [
         row[0]
-        for row in await fetch(
-            env, env.database, f'SELECT "{column}" FROM "{schema}"."{table}" LIMIT 300'
+        for row in await env.fetch(
+            env.database, f'SELECT "{column}" FROM "{schema}"."{table}" LIMIT 300'
         )
     ][::3]
     scratch_schema = await scratch(env.crm_database)
@@ -320,7 +272,7 @@ async def test_a_join_across_two_databases(
 
 async def test_writes_system_databases_and_native_queries_are_400(
     api: Client,
-    auth: Callable[[str], dict[str, str]],
+    auth: Auth,
     env: LiveEnv,
     tenants: tuple[str, str],
     create: Create,
@@ -328,7 +280,7 @@ async def test_writes_system_databases_and_native_queries_are_400(
     tenant = tenants[0]
     await create(tenant, "sales", env.database)
     schema, table = (await user_tables(env, env.database))[0]
-    before = await scalar(env, env.database, f'SELECT count(*) FROM "{schema}"."{table}"')
+    before = await env.scalar(env.database, f'SELECT count(*) FROM "{schema}"."{table}"')
     for sql in (
         f"DELETE FROM sales.{schema}.{table}",
         f"INSERT INTO sales.{schema}.{table} SELECT * FROM sales.{schema}.{table}",
@@ -344,12 +296,12 @@ async def test_writes_system_databases_and_native_queries_are_400(
         code, body = await run_sql(api, auth(tenant), sql)
         assert code == 400, (sql, body)
         assert internal_name(tenant, "sales") not in str(body)
-    assert await scalar(env, env.database, f'SELECT count(*) FROM "{schema}"."{table}"') == before
+    assert await env.scalar(env.database, f'SELECT count(*) FROM "{schema}"."{table}"') == before
 
 
 async def test_a_slow_query_is_504(
     api: Client,
-    auth: Callable[[str], dict[str, str]],
+    auth: Auth,
     env: LiveEnv,
     tenants: tuple[str, str],
     create: Create,
@@ -371,7 +323,7 @@ async def test_a_slow_query_is_504(
 
 async def test_sync_snapshots_glossary_and_statistics(
     api: Client,
-    auth: Callable[[str], dict[str, str]],
+    auth: Auth,
     env: LiveEnv,
     tenants: tuple[str, str],
     create: Create,
@@ -380,19 +332,16 @@ async def test_sync_snapshots_glossary_and_statistics(
     headers = auth(tenant)
     await create(tenant, "sales", env.database)
     db = env.database
-    expected_tables = await scalar(
-        env,
+    expected_tables = await env.scalar(
         db,
         "SELECT count(*) FROM information_schema.tables "
         f"WHERE table_type IN ('BASE TABLE', 'VIEW') AND {user_schema('table_schema')}",
     )
-    expected_schemas = await scalar(
-        env,
+    expected_schemas = await env.scalar(
         db,
         f"SELECT count(*) FROM information_schema.schemata WHERE {user_schema('schema_name')}",
     )
-    expected_foreign_keys = await scalar(
-        env,
+    expected_foreign_keys = await env.scalar(
         db,
         "SELECT count(*) FROM information_schema.table_constraints AS tc "
         "JOIN information_schema.key_column_usage AS k USING (constraint_schema, constraint_name) "
@@ -457,7 +406,7 @@ async def test_sync_snapshots_glossary_and_statistics(
     ).json()
     assert len(stats["tables"]) == expected_tables
     for entry in stats["tables"]:
-        rows = await scalar(env, db, f'SELECT count(*) FROM "{entry["schema"]}"."{entry["table"]}"')
+        rows = await env.scalar(db, f'SELECT count(*) FROM "{entry["schema"]}"."{entry["table"]}"')
         assert entry["row_count"] == rows, entry["table"]
 
 
@@ -466,7 +415,7 @@ async def test_sync_snapshots_glossary_and_statistics(
 
 async def test_tenants_see_only_their_own(
     api: Client,
-    auth: Callable[[str], dict[str, str]],
+    auth: Auth,
     env: LiveEnv,
     tenants: tuple[str, str],
     create: Create,
@@ -479,8 +428,7 @@ async def test_tenants_see_only_their_own(
         (tenant_b, env.crm_database, "B"),
     ):
         schema = await scratch(database)
-        await execute(
-            env,
+        await env.execute(
             database,
             f'CREATE TABLE "{schema}".marker (owner text)',
             f"INSERT INTO \"{schema}\".marker VALUES ('{owner}')",

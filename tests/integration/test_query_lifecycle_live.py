@@ -32,14 +32,14 @@ from weaver_mindsdb.testing import (
     busy_backends,
     create_scratch_database,
     drop_scratch_database,
-    fetch,
     live,
     live_env_from_environment,
     wait_for,
 )
 
-from tests.serving import Serving, clean_environment, wait_until_live
+from tests.serving import Serving, clean_environment
 from weaver.testing import free_port
+from weaver.testing.harness import wait_until_live
 
 pytestmark = live
 
@@ -96,8 +96,7 @@ class Lab:
 
     async def stop_leftovers(self) -> None:
         """What a dead gateway left running on the source, stopped for the next test."""
-        await fetch(
-            self.env,
+        await self.env.fetch(
             self.env.database,
             "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
             "WHERE datname = $1 AND pid <> pg_backend_pid() AND state <> 'idle'",

@@ -15,16 +15,13 @@ from weaver_services.layout import REPO_ROOT, Layout
 from weaver_services.process import ServiceError
 from weaver_services.service import Status, start_key
 
+from weaver.testing.live import SAMPLE_ENV
+
 # Every variable the shell script exported (the live suites and .ci/run read them), and
 # the one Trino adds.
 EXPORTED = {
     "POSTGRES_DSN",
-    "WEAVER_E2E_DS_HOST",
-    "WEAVER_E2E_DS_PORT",
-    "WEAVER_E2E_DS_DATABASE",
-    "WEAVER_E2E_DS_USER",
-    "WEAVER_E2E_DS_PASSWORD",
-    "WEAVER_E2E_CRM_DATABASE",
+    *SAMPLE_ENV,
     "REDIS_URL",
     "NEO4J_URI",
     "NEO4J_USER",

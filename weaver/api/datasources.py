@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from weaver import sql
 from weaver.api.models import Answer, Body
 from weaver.api.paging import ItemList, ListQuery, page_of
+from weaver.host import Host
 from weaver.keys import HOST, principal_of
 from weaver.responses import json_response
 from weaver.routing import RouteTable
@@ -61,6 +62,14 @@ def render(datasource: Datasource) -> dict[str, Any]:
         "created_at": datasource.created_at.isoformat(),
         "updated_at": datasource.updated_at.isoformat(),
     }
+
+
+async def datasource_of(request: web.Request) -> tuple[Host, Datasource]:
+    """The app's host and the datasource the path's ``{name}`` names: 404 unless the
+    caller's tenant has one of that name."""
+    host = request.app[HOST]
+    tenant_id = principal_of(request).tenant_id
+    return host, await workflow.require_datasource(host, tenant_id, request.match_info["name"])
 
 
 @routes.route(
@@ -116,10 +125,7 @@ async def list_datasources(request: web.Request, query: ListQuery) -> web.Stream
     errors=(404,),
 )
 async def get_datasource(request: web.Request) -> web.StreamResponse:
-    host, principal = request.app[HOST], principal_of(request)
-    datasource = await workflow.require_datasource(
-        host, principal.tenant_id, request.match_info["name"]
-    )
+    _, datasource = await datasource_of(request)
     return json_response(render(datasource))
 
 
@@ -134,10 +140,7 @@ async def get_datasource(request: web.Request) -> web.StreamResponse:
     errors=(404, 422, 502),
 )
 async def update_datasource(request: web.Request, body: DatasourceUpdate) -> web.StreamResponse:
-    host, principal = request.app[HOST], principal_of(request)
-    stored = await workflow.require_datasource(
-        host, principal.tenant_id, request.match_info["name"]
-    )
+    host, stored = await datasource_of(request)
     fields = body.model_fields_set
     changes: dict[str, Any] = {}
     if "description" in fields:
@@ -157,9 +160,6 @@ async def update_datasource(request: web.Request, body: DatasourceUpdate) -> web
     errors=(404,),
 )
 async def delete_datasource(request: web.Request) -> web.StreamResponse:
-    host, principal = request.app[HOST], principal_of(request)
-    datasource = await workflow.require_datasource(
-        host, principal.tenant_id, request.match_info["name"]
-    )
+    host, datasource = await datasource_of(request)
     await workflow.remove(host, datasource)
     return web.Response(status=204)

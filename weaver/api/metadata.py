@@ -10,25 +10,22 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from weaver import codec
+from weaver.api.datasources import datasource_of
 from weaver.api.models import Answer
 from weaver.api.paging import ItemList, ListQuery, page_in_memory, page_of
 from weaver.errors import BadRequest
-from weaver.host import Host
 from weaver.keys import HOST, principal_of
 from weaver.responses import json_response
 from weaver.routing import RouteTable
 from weaver.types import (
     Column,
-    Datasource,
     DatasourceStatistics,
     GlossaryLink,
-    SearchHit,
     SnapshotSummary,
     Table,
     parse_search_key,
 )
 from weaver.workflows import catalog
-from weaver.workflows.datasources import require_datasource
 
 routes = RouteTable()
 PREFIX = "/api/v1/metadata"
@@ -159,12 +156,6 @@ class StatisticsOut(Answer):
     computed_at: datetime
 
 
-async def _datasource(request: web.Request) -> tuple[Host, Datasource]:
-    host = request.app[HOST]
-    principal = principal_of(request)
-    return host, await require_datasource(host, principal.tenant_id, request.match_info["name"])
-
-
 @routes.route(
     "POST",
     DS + "/sync",
@@ -175,7 +166,7 @@ async def _datasource(request: web.Request) -> tuple[Host, Datasource]:
     errors=(404, 502, 504),
 )
 async def sync(request: web.Request) -> web.StreamResponse:
-    host, datasource = await _datasource(request)
+    host, datasource = await datasource_of(request)
     outcome = await catalog.sync(host, datasource)
     graph = outcome.snapshot.graph
     return json_response(
@@ -201,7 +192,7 @@ async def sync(request: web.Request) -> web.StreamResponse:
     errors=(404,),
 )
 async def list_schemas(request: web.Request, query: ListQuery) -> web.StreamResponse:
-    host, datasource = await _datasource(request)
+    host, datasource = await datasource_of(request)
     graph = await catalog.require_graph(host, datasource)
     counts = {schema: 0 for schema in graph.schemas}
     for table in graph.tables:
@@ -223,7 +214,7 @@ async def list_schemas(request: web.Request, query: ListQuery) -> web.StreamResp
     errors=(404,),
 )
 async def list_tables(request: web.Request, query: ListQuery) -> web.StreamResponse:
-    host, datasource = await _datasource(request)
+    host, datasource = await datasource_of(request)
     graph = await catalog.require_graph(host, datasource)
     tables = catalog.require_schema(graph, request.match_info["schema"])
 
@@ -252,7 +243,7 @@ def _render_column(column: Column, glossary: list[GlossaryLink]) -> dict[str, An
     errors=(404,),
 )
 async def get_table(request: web.Request) -> web.StreamResponse:
-    host, datasource = await _datasource(request)
+    host, datasource = await datasource_of(request)
     described = await catalog.describe_table(
         host, datasource, request.match_info["schema"], request.match_info["table"]
     )
@@ -288,18 +279,7 @@ async def search(request: web.Request, query: SearchQuery) -> web.StreamResponse
     except ValueError as error:
         raise BadRequest(str(error)) from None
     hits = await host.search_metadata(principal.tenant_id, query.q, query.kind, page)
-    return json_response(page_of(hits, query, lambda hit: hit.key, _render_hit))
-
-
-def _render_hit(hit: SearchHit) -> dict[str, Any]:
-    return {
-        "kind": hit.kind,
-        "datasource": hit.datasource_name,
-        "schema": hit.schema,
-        "table": hit.table,
-        "column": hit.column,
-        "data_type": hit.data_type,
-    }
+    return json_response(page_of(hits, query, lambda hit: hit.key, catalog.render_hit))
 
 
 @routes.route(
@@ -313,7 +293,7 @@ def _render_hit(hit: SearchHit) -> dict[str, Any]:
     errors=(404,),
 )
 async def list_snapshots(request: web.Request, query: ListQuery) -> web.StreamResponse:
-    host, datasource = await _datasource(request)
+    host, datasource = await datasource_of(request)
     rows = await host.list_snapshots(datasource, query.page())
     return json_response(page_of(rows, query, lambda s: s.id, codec.to_jsonable))
 
@@ -327,7 +307,7 @@ async def list_snapshots(request: web.Request, query: ListQuery) -> web.StreamRe
     errors=(404,),
 )
 async def get_snapshot(request: web.Request) -> web.StreamResponse:
-    host, datasource = await _datasource(request)
+    host, datasource = await datasource_of(request)
     snapshot = await catalog.require_snapshot(host, datasource, request.match_info["snapshot_id"])
     summary = SnapshotSummary(
         snapshot.id, snapshot.created_at, len(snapshot.graph.tables), snapshot.graph.column_count
@@ -352,7 +332,7 @@ async def get_snapshot(request: web.Request) -> web.StreamResponse:
     errors=(404,),
 )
 async def diff_snapshots(request: web.Request, query: DiffQuery) -> web.StreamResponse:
-    host, datasource = await _datasource(request)
+    host, datasource = await datasource_of(request)
     current = await catalog.require_snapshot(host, datasource, request.match_info["snapshot_id"])
     base = await catalog.require_snapshot(host, datasource, query.against)
     return json_response(catalog.diff_graphs(base.graph, current.graph))
@@ -368,7 +348,7 @@ async def diff_snapshots(request: web.Request, query: DiffQuery) -> web.StreamRe
     errors=(404, 502, 504),
 )
 async def refresh_statistics(request: web.Request) -> web.StreamResponse:
-    host, datasource = await _datasource(request)
+    host, datasource = await datasource_of(request)
     statistics = await catalog.refresh_statistics(host, datasource)
     return json_response(codec.to_jsonable(statistics, DatasourceStatistics))
 
@@ -383,6 +363,6 @@ async def refresh_statistics(request: web.Request) -> web.StreamResponse:
     errors=(404,),
 )
 async def get_statistics(request: web.Request) -> web.StreamResponse:
-    host, datasource = await _datasource(request)
+    host, datasource = await datasource_of(request)
     statistics = await catalog.require_statistics(host, datasource)
     return json_response(codec.to_jsonable(statistics, DatasourceStatistics))

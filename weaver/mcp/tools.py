@@ -247,19 +247,7 @@ def build_server(host: Host, queries: QueryService) -> MCPServer:
     ) -> SearchList:
         principal = principal_of(ctx)
         hits = await host.search_metadata(principal.tenant_id, query, kind, Page(limit))
-        return SearchList(
-            items=[
-                SearchItem(
-                    kind=h.kind,
-                    datasource=h.datasource_name,
-                    schema=h.schema,
-                    table=h.table,
-                    column=h.column,
-                    data_type=h.data_type,
-                )
-                for h in hits
-            ]
-        )
+        return SearchList.model_validate({"items": [catalog.render_hit(h) for h in hits]})
 
     @tool("A table's columns, types, primary key and foreign keys (both ways).")
     async def describe_table(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
+import time
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from weaver.bootstrap import build_host
 from weaver.host import Host
@@ -45,6 +47,26 @@ async def running_host(
         yield host
     finally:
         await host.shutdown()
+
+
+class Polled(Protocol):
+    """A child process: `subprocess.Popen`, or a wrapper with its ``poll``."""
+
+    def poll(self) -> int | None: ...
+
+
+def wait_until_live(url: str, server: Polled, seconds: float = 30) -> None:
+    """Until ``url`` (a ``/health/live``) answers; fails when ``server`` exits first or
+    ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError(f"weaver serve did not come up at {url}") from None
+            time.sleep(0.1)
 
 
 def free_port() -> int:

@@ -16,6 +16,7 @@ from weaver.types import (
     DatasourceStatistics,
     GlossaryLink,
     SchemaGraph,
+    SearchHit,
     Snapshot,
     Table,
 )
@@ -138,6 +139,18 @@ async def describe_table(
         if link.schema == table.schema and link.table == table.name:
             glossary.setdefault(link.column, []).append(link)
     return TableDescription(table, referrers(graph, table), glossary)
+
+
+def render_hit(hit: SearchHit) -> dict[str, Any]:
+    """A search hit as the API and the MCP tools answer it."""
+    return {
+        "kind": hit.kind,
+        "datasource": hit.datasource_name,
+        "schema": hit.schema,
+        "table": hit.table,
+        "column": hit.column,
+        "data_type": hit.data_type,
+    }
 
 
 def diff_graphs(before: SchemaGraph, after: SchemaGraph) -> dict[str, Any]:

@@ -8,8 +8,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from weaver.ratelimit import caller_key
 from weaver.settings import Settings
 from weaver.testing import GuardContract, free_port, make_settings, running_host
 from weaver.testing.guard import claim, guard_request, new_principal, stored, write
+from weaver.testing.harness import wait_until_live
 from weaver.testing.relay import Relay
 
 from .conftest import with_address
@@ -191,25 +190,13 @@ def gateways(tmp_path: Path, guard_dsn: str) -> Iterator[list[str]]:
         urls.append(f"http://127.0.0.1:{port}")
     try:
         for url, server in zip(urls, servers, strict=True):
-            wait_until_live(url, server)
+            wait_until_live(f"{url}/health/live", server, seconds=60)
         yield urls
     finally:
         for server in servers:
             server.terminate()
         for server in servers:
             server.wait(timeout=20)
-
-
-def wait_until_live(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        assert server.poll() is None, "a gateway exited"
-        try:
-            with urllib.request.urlopen(f"{url}/health/live", timeout=1):
-                return
-        except OSError:
-            assert time.monotonic() < deadline, f"{url} did not come up"
-            time.sleep(0.2)
 
 
 async def spread(

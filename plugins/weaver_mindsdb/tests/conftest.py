@@ -10,19 +10,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from weaver_mindsdb.testing import (
-    LiveEnv,
-    Register,
-    live_env_from_environment,
-    register_datasource,
-)
+from weaver_mindsdb.testing import LiveEnv, Register, live_env_from_environment
 
 from weaver.host import Host
 from weaver.testing import running_host
-from weaver.types import Datasource
+from weaver.testing.live import HostDatasources, ScratchSchemas
 
 
 @pytest.fixture
@@ -51,38 +45,15 @@ def tenant() -> str:
 @pytest.fixture
 async def register(live_env: LiveEnv, host: Host) -> AsyncIterator[Register]:
     """Register datasources on ``host``; every MindsDB database made is dropped after."""
-    made: list[Datasource] = []
-
-    async def make(tenant_id: str, name: str, connection: dict[str, Any]) -> Datasource:
-        datasource = await register_datasource(host, tenant_id, name, connection)
-        made.append(datasource)
-        return datasource
-
-    yield make
-    for datasource in made:
-        await live_env.mindsdb_sql(f"DROP DATABASE IF EXISTS `{datasource.internal_name}`")
+    datasources = HostDatasources(host)
+    yield datasources.register
+    await live_env.drop_databases(d.internal_name for d in datasources.made)
 
 
 @pytest.fixture
 async def scratch_schema(live_env: LiveEnv) -> AsyncIterator[Callable[[str], Awaitable[str]]]:
     """Make a schema of this test's own in a sample database: ``await make(database)``
     returns its name; it is dropped afterwards."""
-    made: list[tuple[str, str]] = []
-    name = f"weaver_live_{secrets.token_hex(4)}"
-
-    async def make(database: str) -> str:
-        connection = await live_env.pg(database)
-        try:
-            await connection.execute(f'CREATE SCHEMA "{name}"')
-        finally:
-            await connection.close()
-        made.append((database, name))
-        return name
-
-    yield make
-    for database, schema in made:
-        connection = await live_env.pg(database)
-        try:
-            await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await connection.close()
+    schemas = ScratchSchemas(live_env, "weaver_live")
+    yield schemas.make
+    await schemas.drop_all()

@@ -74,25 +74,3 @@ async def test_credentials_in_the_url_are_not_logged(caplog: pytest.LogCaptureFi
             await client.sql("SELECT 1")
     (warning,) = outage_lines(caplog)
     assert "s3cret" not in warning[1] and "127.0.0.1" in warning[1]
-
-
-async def test_reconciliation_retries_say_so_once(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from weaver_mindsdb import reconcile
-
-    monkeypatch.setattr(reconcile, "RETRY_FIRST_SECONDS", 0.001)
-    caplog.set_level(logging.DEBUG, logger=reconcile.__name__)
-    failures = iter([MindsDBUnreachable("MindsDB is unreachable: ClientConnectorError")] * 4)
-    done: list[reconcile.Reconciliation] = []
-
-    async def attempt() -> reconcile.Reconciliation:
-        failure = next(failures, None)
-        if failure is not None:
-            raise failure
-        return reconcile.Reconciliation()
-
-    await reconcile.reconcile_until_done(attempt, done.append)
-    assert len(done) == 1
-    levels = [r.levelno for r in caplog.records if "postponed" in r.getMessage()]
-    assert levels == [logging.INFO] + [logging.DEBUG] * 3

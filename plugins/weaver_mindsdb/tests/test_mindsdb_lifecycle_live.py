@@ -27,7 +27,6 @@ from weaver_mindsdb.testing import (
     busy_backends,
     create_scratch_database,
     drop_scratch_database,
-    fetch,
     live,
     live_env_from_environment,
     wait_for,
@@ -327,8 +326,7 @@ async def test_datasource_connections_carry_their_name_through_changes(
 
 
 async def application_names(env: LiveEnv, database: str) -> set[str]:
-    rows = await fetch(
-        env,
+    rows = await env.fetch(
         env.database,
         "SELECT application_name FROM pg_stat_activity WHERE datname = $1",
         database,

@@ -19,27 +19,24 @@ import aiohttp
 import pytest
 from weaver_mindsdb import statements
 from weaver_mindsdb.plugin import MindsDBPlugin
-from weaver_mindsdb.reconcile import reconcile
 from weaver_mindsdb.testing import (
     LiveEnv,
     Register,
     count_rows,
-    execute,
-    fetch,
     free_port,
     integer_key,
     live,
     private_mindsdb,
-    register_datasource,
-    user_schema,
     user_tables,
 )
 
 from weaver.errors import EngineFailed, EngineTimeout, Unavailable
+from weaver.external.reconcile import reconcile
 from weaver.host import Host
 from weaver.naming import internal_name
 from weaver.testing import running_host
 from weaver.testing.engine import EngineContract, prepare, principal_for, sample_statements
+from weaver.testing.live import register_datasource, user_schema
 from weaver.types import Datasource, QueryResult
 from weaver.workflows import query as query_workflow
 
@@ -155,8 +152,7 @@ async def test_a_point_lookup_returns_the_source_row(
 ) -> None:
     datasource = await register(tenant, "sales", live_env.connection())
     schema, table, column = await integer_key(live_env, live_env.database)
-    (source,) = await fetch(
-        live_env,
+    (source,) = await live_env.fetch(
         live_env.database,
         f'SELECT * FROM "{schema}"."{table}" ORDER BY "{column}" LIMIT 1',
     )
@@ -178,8 +174,8 @@ async def test_a_join_across_two_databases(
     schema, table, column = await integer_key(live_env, live_env.database)
     keys = [
         row[0]
-        for row in await fetch(
-            live_env, live_env.database, f'SELECT "{column}" FROM "{schema}"."{table}" LIMIT 400'
+        for row in await live_env.fetch(
+            live_env.database, f'SELECT "{column}" FROM "{schema}"."{table}" LIMIT 400'
         )
     ][::2]
     scratch = await scratch_schema(live_env.crm_database)
@@ -213,8 +209,7 @@ async def test_two_tenants_own_the_same_name_apart(
     owned: dict[str, Datasource] = {}
     for label, tenant_id in tenants.items():
         scratch = await scratch_schema(databases[label])
-        await execute(
-            live_env,
+        await live_env.execute(
             databases[label],
             f'CREATE TABLE "{scratch}".marker (owner text)',
             f"INSERT INTO \"{scratch}\".marker VALUES ('{label}')",
@@ -267,42 +262,36 @@ async def test_introspection_matches_the_source_catalog(
     datasource = await register(tenant, "sales", live_env.connection())
     graph = await host.introspect_datasource(datasource)
     db = live_env.database
-    schemas = await fetch(
-        live_env,
+    schemas = await live_env.fetch(
         db,
         f"SELECT schema_name FROM information_schema.schemata WHERE {user_schema('schema_name')}",
     )
-    tables = await fetch(
-        live_env,
+    tables = await live_env.fetch(
         db,
         "SELECT table_schema, table_name FROM information_schema.tables "
         f"WHERE table_type IN ('BASE TABLE', 'VIEW') AND {user_schema('table_schema')}",
     )
-    columns = await fetch(
-        live_env,
+    columns = await live_env.fetch(
         db,
         "SELECT count(*) FROM information_schema.columns AS c JOIN information_schema.tables AS t "
         "USING (table_schema, table_name) "
         f"WHERE t.table_type IN ('BASE TABLE', 'VIEW') AND {user_schema('t.table_schema')}",
     )
-    primary_keys = await fetch(
-        live_env,
+    primary_keys = await live_env.fetch(
         db,
         "SELECT count(*) FROM information_schema.table_constraints AS tc "
         "JOIN information_schema.key_column_usage AS k USING (constraint_schema, constraint_name) "
         "WHERE tc.constraint_type = 'PRIMARY KEY' "
         f"AND {user_schema('tc.table_schema')}",
     )
-    foreign_keys = await fetch(
-        live_env,
+    foreign_keys = await live_env.fetch(
         db,
         "SELECT count(*) FROM information_schema.table_constraints AS tc "
         "JOIN information_schema.key_column_usage AS k USING (constraint_schema, constraint_name) "
         "WHERE tc.constraint_type = 'FOREIGN KEY' "
         f"AND {user_schema('tc.table_schema')}",
     )
-    cross_schema = await fetch(
-        live_env,
+    cross_schema = await live_env.fetch(
         db,
         "SELECT count(*) FROM information_schema.referential_constraints AS rc "
         "JOIN information_schema.table_constraints AS fk "
@@ -341,8 +330,7 @@ async def test_statistics_match_the_source(
         assert table.row_count == expected, (table.schema, table.table)
         for column in table.columns:
             quoted = '"' + column.name.replace('"', '""') + '"'
-            (counts,) = await fetch(
-                live_env,
+            (counts,) = await live_env.fetch(
                 live_env.database,
                 f"SELECT count(*) - count({quoted}), count(DISTINCT CAST({quoted} AS text)) "
                 f'FROM "{table.schema}"."{table.table}"',
@@ -354,8 +342,7 @@ async def test_statistics_match_the_source(
     # Dates and times come back in ISO 8601, the instants the source holds.
     departments = next(t for t in statistics.tables if t.table == "departments")
     created = next(c for c in departments.columns if c.name == "created_at")
-    ((low, high),) = await fetch(
-        live_env,
+    ((low, high),) = await live_env.fetch(
         live_env.database,
         'SELECT min(created_at), max(created_at) FROM "hr"."departments"',
     )
@@ -517,8 +504,7 @@ class TestMindsDBEngineContract(EngineContract):
     @pytest.fixture
     async def sample_schema(self, live_env: LiveEnv, scratch_schema: Scratch) -> str:
         schema = await scratch_schema(live_env.crm_database)
-        await execute(
-            live_env,
+        await live_env.execute(
             live_env.crm_database,
             f'SET search_path TO "{schema}"',
             *sample_statements("postgres"),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from weaver_trino.statements import staging_name
@@ -15,8 +14,7 @@ from weaver_trino.testing import MODE, LiveEnv, Register, Scratch, live_env_from
 
 from weaver.host import Host
 from weaver.testing import running_host
-from weaver.types import Datasource
-from weaver.workflows.datasources import register as register_workflow
+from weaver.testing.live import HostDatasources, ScratchSchemas
 
 
 @pytest.fixture
@@ -41,23 +39,10 @@ def tenant() -> str:
 async def register(live_env: LiveEnv, host: Host) -> AsyncIterator[Register]:
     """Register datasources as ``POST /api/datasources`` does; every catalog made is
     dropped afterwards."""
-    made: list[Datasource] = []
-
-    async def make(tenant_id: str, name: str, connection: dict[str, Any]) -> Datasource:
-        datasource = await register_workflow(
-            host,
-            tenant_id=tenant_id,
-            name=name,
-            engine="postgres",
-            connection=connection,
-            description=None,
-        )
-        made.append(datasource)
-        return datasource
-
-    yield make
+    datasources = HostDatasources(host)
+    yield datasources.register
     await live_env.drop_catalogs(
-        name for d in made for name in (d.internal_name, staging_name(d.internal_name))
+        name for d in datasources.made for name in (d.internal_name, staging_name(d.internal_name))
     )
 
 
@@ -65,17 +50,9 @@ async def register(live_env: LiveEnv, host: Host) -> AsyncIterator[Register]:
 async def scratch_schema(live_env: LiveEnv) -> AsyncIterator[Scratch]:
     """A schema of this test's own in a sample database (``await make(database)``),
     dropped afterwards."""
-    made: list[tuple[str, str]] = []
-    name = f"weaver_trino_{secrets.token_hex(4)}"
-
-    async def make(database: str) -> str:
-        await live_env.execute(database, f'CREATE SCHEMA "{name}"')
-        made.append((database, name))
-        return name
-
-    yield make
-    for database, schema in made:
-        await live_env.execute(database, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    schemas = ScratchSchemas(live_env, "weaver_trino")
+    yield schemas.make
+    await schemas.drop_all()
 
 
 @pytest.fixture

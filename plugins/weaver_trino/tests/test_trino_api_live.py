@@ -13,21 +13,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import jwt
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient
 from weaver_trino.testing import MODE, LiveEnv, Scratch, cluster, live, resident_bytes
 
 from weaver.app import create_app
 from weaver.naming import internal_name
 from weaver.settings import Settings
+from weaver.testing.live import (
+    ApiDatasources,
+    Auth,
+    Client,
+    Create,
+    tenant_headers,
+    two_tenants,
+)
 
 pytestmark = live
 
-Client = TestClient[Any, Any]
 ClientFactory = Callable[..., Awaitable[Client]]
-Create = Callable[..., Awaitable[dict[str, Any]]]
 # Long enough for a worker lost mid-query to surface (Trino waits 60 s for its pages).
 LONG_TIMEOUT = "150"
 
@@ -46,45 +50,19 @@ async def api(aiohttp_client: ClientFactory, app_settings: Settings) -> Client:
 
 @pytest.fixture
 def tenants() -> tuple[str, str]:
-    run = secrets.token_hex(4)
-    return f"trino-a-{run}", f"trino-b-{run}"
+    return two_tenants("trino")
 
 
 @pytest.fixture
-def auth(app_settings: Settings) -> Callable[[str], dict[str, str]]:
-    def headers(tenant_id: str) -> dict[str, str]:
-        now = int(time.time())
-        claims = {
-            "sub": f"user-of-{tenant_id}",
-            "tenant_id": tenant_id,
-            "roles": ["editor"],
-            "iat": now,
-            "exp": now + 3600,
-        }
-        token = jwt.encode(claims, app_settings.jwt_secret_key, algorithm="HS256")
-        return {"Authorization": f"Bearer {token}"}
-
-    return headers
+def auth(app_settings: Settings) -> Auth:
+    return lambda tenant_id: tenant_headers(app_settings, tenant_id)
 
 
 @pytest.fixture
-async def create(
-    api: Client, auth: Callable[[str], dict[str, str]], live_env: LiveEnv
-) -> AsyncIterator[Create]:
-    made: list[tuple[str, str]] = []
-
-    async def make(tenant_id: str, name: str, database: str) -> dict[str, Any]:
-        body = {"name": name, "engine": "postgres", "connection": live_env.connection(database)}
-        response = await api.post("/api/datasources", json=body, headers=auth(tenant_id))
-        answer: dict[str, Any] = await response.json()
-        assert response.status == 201, answer
-        made.append((tenant_id, name))
-        return answer
-
-    yield make
-    for tenant_id, name in made:
-        await api.delete(f"/api/datasources/{name}", headers=auth(tenant_id))
-    await live_env.drop_catalogs(internal_name(t, n) for t, n in made)
+async def create(api: Client, auth: Auth, live_env: LiveEnv) -> AsyncIterator[Create]:
+    datasources = ApiDatasources(api, auth, live_env)
+    yield datasources.create
+    await live_env.drop_catalogs(internal_name(t, n) for t, n in await datasources.delete_all())
 
 
 async def run_sql(
@@ -99,7 +77,7 @@ async def run_sql(
 
 async def test_datasources_are_catalogs_created_changed_and_dropped(
     api: Client,
-    auth: Callable[[str], dict[str, str]],
+    auth: Auth,
     live_env: LiveEnv,
     tenants: tuple[str, str],
     create: Create,
@@ -146,7 +124,7 @@ async def test_datasources_are_catalogs_created_changed_and_dropped(
 
 async def test_a_join_across_two_databases_runs_on_the_worker(
     api: Client,
-    auth: Callable[[str], dict[str, str]],
+    auth: Auth,
     live_env: LiveEnv,
     tenants: tuple[str, str],
     create: Create,
@@ -186,7 +164,7 @@ async def test_a_join_across_two_databases_runs_on_the_worker(
 
 async def test_two_tenants_own_the_same_name_apart(
     api: Client,
-    auth: Callable[[str], dict[str, str]],
+    auth: Auth,
     live_env: LiveEnv,
     tenants: tuple[str, str],
     create: Create,
@@ -211,7 +189,7 @@ async def test_two_tenants_own_the_same_name_apart(
 
 async def test_what_reaches_outside_the_tenant_is_refused_before_trino_sees_it(
     api: Client,
-    auth: Callable[[str], dict[str, str]],
+    auth: Auth,
     live_env: LiveEnv,
     tenants: tuple[str, str],
     create: Create,
@@ -244,7 +222,7 @@ async def test_what_reaches_outside_the_tenant_is_refused_before_trino_sees_it(
 
 async def test_cancel_stops_the_query_in_trino_and_on_the_source(
     api: Client,
-    auth: Callable[[str], dict[str, str]],
+    auth: Auth,
     live_env: LiveEnv,
     tenants: tuple[str, str],
     create: Create,
@@ -298,7 +276,7 @@ async def test_cancel_stops_the_query_in_trino_and_on_the_source(
 
 async def test_a_million_rows_stream_as_ndjson_in_flat_memory(
     api: Client,
-    auth: Callable[[str], dict[str, str]],
+    auth: Auth,
     live_env: LiveEnv,
     tenants: tuple[str, str],
     create: Create,
@@ -344,7 +322,7 @@ async def test_a_million_rows_stream_as_ndjson_in_flat_memory(
 
 async def test_a_worker_lost_mid_query_is_a_clean_502_and_the_next_query_runs(
     api: Client,
-    auth: Callable[[str], dict[str, str]],
+    auth: Auth,
     live_env: LiveEnv,
     tenants: tuple[str, str],
     create: Create,
@@ -375,7 +353,7 @@ async def test_a_worker_lost_mid_query_is_a_clean_502_and_the_next_query_runs(
 
 async def test_sync_reads_sample_enterprise_with_its_keys(
     api: Client,
-    auth: Callable[[str], dict[str, str]],
+    auth: Auth,
     live_env: LiveEnv,
     tenants: tuple[str, str],
     create: Create,

@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 from weaver_trino.plugin import TrinoPlugin
 from weaver_trino.statements import create_catalog, staging_name
-from weaver_trino.testing import MODE, LiveEnv, Register, Scratch, live, user_schema
+from weaver_trino.testing import MODE, LiveEnv, Register, Scratch, live
 
 from weaver.errors import EngineFailed, QueryFailed, Unavailable
 from weaver.host import Host
 from weaver.naming import internal_name
 from weaver.testing import free_port, running_host
 from weaver.testing.engine import EngineContract, prepare, principal_for, sample_statements
+from weaver.testing.live import user_schema
 from weaver.types import Datasource, QueryResult
 from weaver.workflows import query as query_workflow
 from weaver.workflows.datasources import register as register_workflow

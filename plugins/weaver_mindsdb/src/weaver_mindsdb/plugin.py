@@ -7,33 +7,20 @@ across datasources included), and sync reads the sources' catalogs through Minds
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
 import aiohttp
 
 from weaver import hookimpl
 from weaver.context import WeaverContext
+from weaver.external.engine import ExternalEngineHooks
+from weaver.external.reconcile import Reconciler
 from weaver.opened import Opened
 from weaver.settings import Settings
-from weaver.types import (
-    ConnectionSpec,
-    Datasource,
-    DatasourceStatistics,
-    HealthCheck,
-    PreparedQuery,
-    RowStream,
-    SchemaGraph,
-    SqlDialect,
-)
+from weaver.types import ConnectionSpec, HealthCheck, SqlDialect
 from weaver_mindsdb.client import MindsDBClient
 from weaver_mindsdb.engines import check_connection
-from weaver_mindsdb.reconcile import Reconciliation, reconcile, reconcile_until_done
 from weaver_mindsdb.service import DIALECT, MindsDB
-
-log = logging.getLogger(__name__)
 
 # Requests to MindsDB at once. Its HTTP server holds one worker thread per request for
 # the whole answer (10 by default, queueing the rest unseen); scripts/services.sh starts
@@ -49,12 +36,12 @@ class Connected:
     # For the health check's ping, which must not wait behind a pool of long answers.
     ping_session: aiohttp.ClientSession
     engine: MindsDB
-    reconciler: asyncio.Task[None] | None = None
-    reconciliation: Reconciliation | None = field(default=None)
+    reconciler: Reconciler
 
 
-class MindsDBPlugin:
-    """The hooks, one instance per app, with its own HTTP session to MindsDB."""
+class MindsDBPlugin(ExternalEngineHooks):
+    """The hooks, one instance per app, with its own HTTP session to MindsDB; those that
+    only hand a call to the engine come from `ExternalEngineHooks`."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -91,22 +78,9 @@ class MindsDBPlugin:
             password=settings.mindsdb_password,
             ping_session=ping_session,
         )
-        connected = self._connected.open(
-            Connected(session=session, ping_session=ping_session, engine=MindsDB(context, client))
-        )
-
-        def done(result: Reconciliation) -> None:
-            connected.reconciliation = result
-
-        started_at = datetime.now(UTC)
-        connected.reconciler = asyncio.create_task(
-            reconcile_until_done(
-                lambda: reconcile(
-                    connected.engine, context.registry, context, started_at=started_at
-                ),
-                done,
-            ),
-            name="weaver-mindsdb-reconcile",
+        engine = MindsDB(context, client)
+        self._connected.open(
+            Connected(session, ping_session, engine, Reconciler(engine, context, "mindsdb"))
         )
 
     @hookimpl
@@ -114,28 +88,14 @@ class MindsDBPlugin:
         connected = self._connected.take()
         if connected is None:
             return
-        if connected.reconciler is not None:
-            connected.reconciler.cancel()
-            await asyncio.gather(connected.reconciler, return_exceptions=True)
+        await connected.reconciler.stop()
         connected.engine.close()
         await connected.session.close()
         await connected.ping_session.close()
 
     @hookimpl
     async def check_health(self) -> HealthCheck:
-        connected = self.connected
-        check = await connected.engine.health()
-        result = connected.reconciliation
-        extra = dict(check.extra)
-        # Counts only: health answers without a token, and internal names stay inside.
-        extra["reconciled"] = result is not None
-        if result is not None:
-            extra.update(
-                recreated=len(result.recreated),
-                failed=len(result.failed),
-                strays=len(result.strays),
-            )
-        return HealthCheck(check.status, check.detail, check.latency_ms, extra)
+        return self.connected.reconciler.health(await self.engine.health())
 
     # --- query engine ---------------------------------------------------------------------
 
@@ -148,31 +108,3 @@ class MindsDBPlugin:
         self, engine: str, connection: dict[str, object]
     ) -> ConnectionSpec | None:
         return check_connection(engine, connection)
-
-    @hookimpl
-    async def register_datasource(
-        self, datasource: Datasource, connection: dict[str, object], replace: bool
-    ) -> None:
-        await self.engine.register(datasource, connection, replace=replace)
-
-    @hookimpl
-    async def unregister_datasource(self, datasource: Datasource) -> None:
-        await self.engine.unregister(datasource)
-
-    @hookimpl
-    async def execute_query(self, query: PreparedQuery) -> RowStream:
-        return await self.engine.execute(query)
-
-    @hookimpl
-    async def cancel_query(self, query: PreparedQuery) -> bool:
-        return await self.engine.cancel(query)
-
-    @hookimpl
-    async def introspect_datasource(self, datasource: Datasource) -> SchemaGraph:
-        return await self.engine.introspect(datasource)
-
-    @hookimpl
-    async def compute_statistics(
-        self, datasource: Datasource, graph: SchemaGraph
-    ) -> DatasourceStatistics:
-        return await self.engine.statistics(datasource, graph)

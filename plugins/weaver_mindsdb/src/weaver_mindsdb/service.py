@@ -22,6 +22,7 @@ from typing import Any
 
 from weaver.context import WeaverContext
 from weaver.errors import EngineFailed, EngineTimeout, Problem, Unavailable, Unprocessable
+from weaver.naming import is_internal_name
 from weaver.netpolicy import check_targets
 from weaver.secrets import SecretsError
 from weaver.types import (
@@ -54,7 +55,9 @@ HEALTH_SQL_SHARE = 0.5
 
 
 class MindsDB:
-    """One MindsDB server as Weaver's query engine."""
+    """One MindsDB server as Weaver's query engine (a `weaver.external.engine.ExternalEngine`)."""
+
+    label = "MindsDB"
 
     def __init__(self, context: WeaverContext, client: MindsDBClient) -> None:
         self.context = context
@@ -120,6 +123,9 @@ class MindsDB:
         )
         rows = table.records() if table is not None else []
         return {str(row["name"]).lower() for row in rows if str(row["type"]).lower() == "data"}
+
+    def named_like_weavers(self, name: str) -> bool:
+        return is_internal_name(name)
 
     def _definition(
         self, datasource: Datasource, connection: Mapping[str, object]

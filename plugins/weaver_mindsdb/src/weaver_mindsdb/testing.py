@@ -9,51 +9,41 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 from weaver_services import mindsdb as mindsdb_service
 from weaver_services.layout import Layout
 from weaver_services.process import process_alive, spawn, stop_group
 
-from weaver.host import Host
 from weaver.settings import Settings
 from weaver.testing import free_port, make_settings
-from weaver.types import Datasource
-from weaver.workflows.datasources import register
-
-RUN_E2E = os.environ.get("WEAVER_RUN_E2E") == "1"
-live = pytest.mark.skipif(not RUN_E2E, reason="live MindsDB suite: set WEAVER_RUN_E2E=1")
-
-LIVE_ENV = (
-    "MINDSDB_URL",
-    "WEAVER_E2E_DS_HOST",
-    "WEAVER_E2E_DS_PORT",
-    "WEAVER_E2E_DS_DATABASE",
-    "WEAVER_E2E_DS_USER",
-    "WEAVER_E2E_DS_PASSWORD",
-    "WEAVER_E2E_CRM_DATABASE",
+from weaver.testing.live import (
+    SAMPLE_ENV,
+    SampleDatabases,
+    live_marker,
+    required_environment,
+    sample_fields,
+    user_schema,
 )
+from weaver.types import Datasource
+
+live = live_marker("live MindsDB suite")
+
+LIVE_ENV = ("MINDSDB_URL", *SAMPLE_ENV)
 # Optional: MINDSDB_USER and MINDSDB_PASSWORD, when MindsDB has HTTP auth on.
 
 Register = Callable[..., Awaitable[Datasource]]
 
 
 @dataclass(frozen=True)
-class LiveEnv:
+class LiveEnv(SampleDatabases):
     mindsdb_url: str
-    host: str
-    port: int
-    database: str
-    user: str
-    password: str
-    crm_database: str
     # Weaver's own MindsDB account, when MindsDB has HTTP auth on.
     mindsdb_user: str = ""
     mindsdb_password: str = ""
@@ -64,27 +54,6 @@ class LiveEnv:
         if self.mindsdb_user:
             values.update(MINDSDB_USER=self.mindsdb_user, MINDSDB_PASSWORD=self.mindsdb_password)
         return make_settings(data_dir, **{**values, **overrides})
-
-    def connection(self, database: str | None = None, **overrides: Any) -> dict[str, Any]:
-        """A postgres connection for MindsDB to one of the sample databases."""
-        return {
-            "host": self.host,
-            "port": self.port,
-            "database": database or self.database,
-            "user": self.user,
-            "password": self.password,
-            **overrides,
-        }
-
-    async def pg(self, database: str | None = None) -> asyncpg.Connection:
-        """A direct connection, to check what MindsDB reports against the source."""
-        return await asyncpg.connect(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            database=database or self.database,
-        )
 
     async def mindsdb_headers(self, session: aiohttp.ClientSession) -> dict[str, str]:
         """What a request straight to MindsDB must carry: a bearer token when auth is on."""
@@ -107,41 +76,19 @@ class LiveEnv:
         assert body["type"] == "table", body
         return {str(row[0]).lower() for row in body["data"]}
 
+    async def drop_databases(self, names: Iterable[str]) -> None:
+        """Drop MindsDB's databases of these names, bypassing the plugin."""
+        for name in names:
+            await self.mindsdb_sql(f"DROP DATABASE IF EXISTS `{name}`")
 
-def live_env_from_environment() -> LiveEnv:
+
+def live_env_from_environment(environ: Mapping[str, str] = os.environ) -> LiveEnv:
     """The variables as a `LiveEnv`; fails the test (not skips it) when one is missing."""
-    missing = [name for name in LIVE_ENV if not os.environ.get(name)]
-    if missing:
-        pytest.fail("WEAVER_RUN_E2E=1 needs " + ", ".join(missing))
-    env = os.environ
     return LiveEnv(
-        mindsdb_url=env["MINDSDB_URL"].rstrip("/"),
-        host=env["WEAVER_E2E_DS_HOST"],
-        port=int(env["WEAVER_E2E_DS_PORT"]),
-        database=env["WEAVER_E2E_DS_DATABASE"],
-        user=env["WEAVER_E2E_DS_USER"],
-        password=env["WEAVER_E2E_DS_PASSWORD"],
-        crm_database=env["WEAVER_E2E_CRM_DATABASE"],
-        mindsdb_user=env.get("MINDSDB_USER", ""),
-        mindsdb_password=env.get("MINDSDB_PASSWORD", ""),
-    )
-
-
-async def register_datasource(
-    host: Host,
-    tenant_id: str,
-    name: str,
-    connection: dict[str, Any],
-    engine: str = "postgres",
-) -> Datasource:
-    """What ``POST /api/datasources`` does: check, seal, record, then register."""
-    return await register(
-        host,
-        tenant_id=tenant_id,
-        name=name,
-        engine=engine,
-        connection=connection,
-        description=None,
+        **sample_fields(environ),
+        mindsdb_url=required_environment(["MINDSDB_URL"], environ)["MINDSDB_URL"].rstrip("/"),
+        mindsdb_user=environ.get("MINDSDB_USER", ""),
+        mindsdb_password=environ.get("MINDSDB_PASSWORD", ""),
     )
 
 
@@ -208,32 +155,9 @@ async def _wait_until_it_answers(
 # --- reading the sample databases directly, to check what MindsDB reports ---------------
 
 
-def user_schema(column: str) -> str:
-    """SQL true for the schemas a PostgreSQL catalog holds for its users, not itself."""
-    return f"{column} <> 'information_schema' AND left({column}, 3) <> 'pg_'"
-
-
-async def fetch(env: LiveEnv, database: str, sql: str, *args: Any) -> list[Any]:
-    connection = await env.pg(database)
-    try:
-        return list(await connection.fetch(sql, *args))
-    finally:
-        await connection.close()
-
-
-async def execute(env: LiveEnv, database: str, *statements: str) -> None:
-    connection = await env.pg(database)
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 async def user_tables(env: LiveEnv, database: str) -> list[tuple[str, str]]:
     """Every base table of the database's own schemas: (schema, table), sorted."""
-    rows = await fetch(
-        env,
+    rows = await env.fetch(
         database,
         "SELECT table_schema, table_name FROM information_schema.tables "
         f"WHERE table_type = 'BASE TABLE' AND {user_schema('table_schema')} ORDER BY 1, 2",
@@ -243,14 +167,13 @@ async def user_tables(env: LiveEnv, database: str) -> list[tuple[str, str]]:
 
 
 async def count_rows(env: LiveEnv, database: str, schema: str, table: str) -> int:
-    (row,) = await fetch(env, database, f'SELECT count(*) FROM "{schema}"."{table}"')
+    (row,) = await env.fetch(database, f'SELECT count(*) FROM "{schema}"."{table}"')
     return int(row[0])
 
 
 async def integer_key(env: LiveEnv, database: str) -> tuple[str, str, str]:
     """A sample table with a one-column integer primary key: (schema, table, column)."""
-    keys = await fetch(
-        env,
+    keys = await env.fetch(
         database,
         "SELECT k.table_schema, k.table_name, min(k.column_name) "
         "FROM information_schema.table_constraints AS tc "
@@ -275,9 +198,8 @@ async def create_scratch_database(env: LiveEnv, name: str, *, rows: int = 0) -> 
     """Create database ``name`` as the sample user (who may create databases) with
     ``ticks`` (`TICKS` rows) and ``wide`` (``rows`` generated rows of six columns, the
     shape of a real table: bigint, integer, text, numeric, timestamptz, text)."""
-    await execute(env, env.database, f'CREATE DATABASE "{name}"')
-    await execute(
-        env,
+    await env.execute(env.database, f'CREATE DATABASE "{name}"')
+    await env.execute(
         name,
         f"CREATE TABLE ticks AS SELECT g AS id FROM generate_series(1, {TICKS}) AS g",
         "CREATE TABLE wide AS SELECT g::bigint AS id, (g % 1000)::int AS qty, "
@@ -291,7 +213,7 @@ async def create_scratch_database(env: LiveEnv, name: str, *, rows: int = 0) -> 
 async def drop_scratch_database(env: LiveEnv, name: str) -> None:
     """Drop it, with the connections MindsDB may still keep to it (its handlers idle out
     after a minute; only connections of the sample user's own are ended)."""
-    await execute(env, env.database, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await env.execute(env.database, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def busy_backends(env: LiveEnv, database: str, tag: str | None = None) -> list[Any]:
@@ -299,8 +221,7 @@ async def busy_backends(env: LiveEnv, database: str, tag: str | None = None) -> 
     (MindsDB's pooled connections sit ``idle`` between queries); only those running
     under ``tag`` when one is given."""
     condition = "application_name = $1" if tag is not None else "$1::text IS NULL"
-    return await fetch(
-        env,
+    return await env.fetch(
         env.database,
         "SELECT pid, state, application_name, query FROM pg_stat_activity "
         f"WHERE datname = $2 AND pid <> pg_backend_pid() AND state <> 'idle' AND {condition}",

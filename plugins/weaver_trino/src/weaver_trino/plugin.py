@@ -9,35 +9,22 @@ plugin, both are taken out (the core's conflict rule).
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import ssl
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import aiohttp
 from yarl import URL
 
 from weaver import hookimpl
 from weaver.context import WeaverContext
+from weaver.external.engine import ExternalEngineHooks
+from weaver.external.reconcile import Reconciler
 from weaver.opened import Opened
 from weaver.settings import Settings
-from weaver.types import (
-    ConnectionSpec,
-    Datasource,
-    DatasourceStatistics,
-    HealthCheck,
-    PreparedQuery,
-    RowStream,
-    SchemaGraph,
-    SqlDialect,
-)
+from weaver.types import ConnectionSpec, HealthCheck, SqlDialect
 from weaver_trino.client import TrinoClient
 from weaver_trino.connections import check_connection
-from weaver_trino.reconcile import Reconciliation, reconcile, reconcile_until_done
 from weaver_trino.service import DIALECT, Trino
-
-log = logging.getLogger(__name__)
 
 # Connections kept open to the coordinator: a query makes 6-24 requests, so each must
 # find a warm connection (no TCP or TLS handshake per request).
@@ -50,8 +37,7 @@ class Connected:
 
     session: aiohttp.ClientSession
     engine: Trino
-    reconciler: asyncio.Task[None] | None = None
-    reconciliation: Reconciliation | None = None
+    reconciler: Reconciler
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -62,8 +48,9 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     return ssl.create_default_context(cafile=cafile)
 
 
-class TrinoPlugin:
-    """The hooks, one instance per app, with its own HTTP session to the coordinator."""
+class TrinoPlugin(ExternalEngineHooks):
+    """The hooks, one instance per app, with its own HTTP session to the coordinator;
+    those that only hand a call to the engine come from `ExternalEngineHooks`."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -96,46 +83,20 @@ class TrinoPlugin:
         client = TrinoClient(
             settings.trino_url, session, user=settings.trino_user, password=settings.trino_password
         )
-        connected = self._connected.open(Connected(session, Trino(context, client)))
-
-        def done(result: Reconciliation) -> None:
-            connected.reconciliation = result
-
-        started_at = datetime.now(UTC)
-        connected.reconciler = asyncio.create_task(
-            reconcile_until_done(
-                lambda: reconcile(
-                    connected.engine, context.registry, context, started_at=started_at
-                ),
-                done,
-            ),
-            name="weaver-trino-reconcile",
-        )
+        engine = Trino(context, client)
+        self._connected.open(Connected(session, engine, Reconciler(engine, context, "trino")))
 
     @hookimpl
     async def weaver_shutdown(self) -> None:
         connected = self._connected.take()
         if connected is None:
             return
-        if connected.reconciler is not None:
-            connected.reconciler.cancel()
-            await asyncio.gather(connected.reconciler, return_exceptions=True)
+        await connected.reconciler.stop()
         await connected.session.close()
 
     @hookimpl
     async def check_health(self) -> HealthCheck:
-        connected = self.connected
-        check = await connected.engine.health()
-        result = connected.reconciliation
-        # Counts only: health answers without a token, and internal names stay inside.
-        extra = {**check.extra, "reconciled": result is not None}
-        if result is not None:
-            extra.update(
-                recreated=len(result.recreated),
-                failed=len(result.failed),
-                strays=len(result.strays),
-            )
-        return HealthCheck(check.status, check.detail, check.latency_ms, extra)
+        return self.connected.reconciler.health(await self.engine.health())
 
     # --- query engine ---------------------------------------------------------------------
 
@@ -148,31 +109,3 @@ class TrinoPlugin:
         self, engine: str, connection: dict[str, object]
     ) -> ConnectionSpec | None:
         return check_connection(engine, connection)
-
-    @hookimpl
-    async def register_datasource(
-        self, datasource: Datasource, connection: dict[str, object], replace: bool
-    ) -> None:
-        await self.engine.register(datasource, connection, replace=replace)
-
-    @hookimpl
-    async def unregister_datasource(self, datasource: Datasource) -> None:
-        await self.engine.unregister(datasource)
-
-    @hookimpl
-    async def execute_query(self, query: PreparedQuery) -> RowStream:
-        return await self.engine.execute(query)
-
-    @hookimpl
-    async def cancel_query(self, query: PreparedQuery) -> bool:
-        return await self.engine.cancel(query)
-
-    @hookimpl
-    async def introspect_datasource(self, datasource: Datasource) -> SchemaGraph:
-        return await self.engine.introspect(datasource)
-
-    @hookimpl
-    async def compute_statistics(
-        self, datasource: Datasource, graph: SchemaGraph
-    ) -> DatasourceStatistics:
-        return await self.engine.statistics(datasource, graph)

@@ -21,6 +21,7 @@ from typing import Any
 
 from weaver.context import WeaverContext
 from weaver.errors import EngineFailed, EngineTimeout, Problem, QueryFailed, Unavailable
+from weaver.naming import is_internal_name
 from weaver.secrets import SecretsError
 from weaver.types import (
     Datasource,
@@ -54,7 +55,10 @@ _NOT_THE_CALLERS = frozenset(
 
 
 class Trino:
-    """One Trino cluster as Weaver's query engine."""
+    """One Trino cluster as Weaver's query engine (a `weaver.external.engine.ExternalEngine`),
+    a catalog per datasource."""
+
+    label = "Trino"
 
     def __init__(self, context: WeaverContext, client: TrinoClient) -> None:
         self.context = context
@@ -132,9 +136,14 @@ class Trino:
     def _lock(self, catalog: str) -> asyncio.Lock:
         return self._catalog_locks.setdefault(catalog, asyncio.Lock())
 
-    async def catalog_names(self) -> set[str]:
+    async def database_names(self) -> set[str]:
+        """Every catalog Trino has, lower case."""
         _, rows = await self._checked_send("SHOW CATALOGS")
         return {str(row[0]).lower() for row in rows}
+
+    def named_like_weavers(self, name: str) -> bool:
+        # A staging catalog is Weaver's too: a replacement that died half-way leaves one.
+        return is_internal_name(name) or statements.internal_name_of_staging(name) is not None
 
     async def _checked_send(self, sql: str) -> tuple[Any, list[list[Any]]]:
         try:

@@ -6,35 +6,30 @@ databases: used by this plugin's live suites and its benchmark; needs the ``test
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
-import pytest
 from weaver_services.layout import Layout
 from weaver_services.trino import Trino as TrinoService
 from weaver_services.trino import stage_nodes
 
 from weaver.settings import Settings
 from weaver.testing import make_settings
+from weaver.testing.live import (
+    SAMPLE_ENV,
+    SampleDatabases,
+    live_marker,
+    required_environment,
+    sample_fields,
+)
 from weaver.types import Datasource
 
-RUN_E2E = os.environ.get("WEAVER_RUN_E2E") == "1"
-live = pytest.mark.skipif(not RUN_E2E, reason="live Trino suite: set WEAVER_RUN_E2E=1")
+live = live_marker("live Trino suite")
 
-LIVE_ENV = (
-    "TRINO_URL",
-    "TRINO_USER",
-    "WEAVER_E2E_DS_HOST",
-    "WEAVER_E2E_DS_PORT",
-    "WEAVER_E2E_DS_DATABASE",
-    "WEAVER_E2E_DS_USER",
-    "WEAVER_E2E_DS_PASSWORD",
-    "WEAVER_E2E_CRM_DATABASE",
-)
+LIVE_ENV = ("TRINO_URL", "TRINO_USER", *SAMPLE_ENV)
 # `register(tenant_id, name, connection)` and `make(database) -> schema` fixtures.
 Register = Callable[..., Awaitable[Datasource]]
 Scratch = Callable[[str], Awaitable[str]]
@@ -43,58 +38,13 @@ MODE = {"WEAVER_TRINO_MODE": "true"}
 
 
 @dataclass(frozen=True)
-class LiveEnv:
+class LiveEnv(SampleDatabases):
     trino_url: str
     trino_user: str
-    host: str
-    port: int
-    database: str
-    user: str
-    password: str
-    crm_database: str
 
     def settings(self, data_dir: Path, **overrides: str) -> Settings:
         values = {"TRINO_URL": self.trino_url, "TRINO_USER": self.trino_user}
         return make_settings(data_dir, **{**values, **overrides})
-
-    def connection(self, database: str | None = None, **overrides: Any) -> dict[str, Any]:
-        """A postgres connection to one of the sample databases."""
-        return {
-            "host": self.host,
-            "port": self.port,
-            "database": database or self.database,
-            "user": self.user,
-            "password": self.password,
-            **overrides,
-        }
-
-    async def pg(self, database: str | None = None) -> asyncpg.Connection:
-        """A direct connection, to check what Trino reports against the source."""
-        return await asyncpg.connect(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            database=database or self.database,
-        )
-
-    async def fetch(self, database: str, sql: str, *args: Any) -> list[Any]:
-        connection = await self.pg(database)
-        try:
-            return list(await connection.fetch(sql, *args))
-        finally:
-            await connection.close()
-
-    async def scalar(self, database: str, sql: str) -> Any:
-        return (await self.fetch(database, sql))[0][0]
-
-    async def execute(self, database: str, *statements: str) -> None:
-        connection = await self.pg(database)
-        try:
-            for statement in statements:
-                await connection.execute(statement)
-        finally:
-            await connection.close()
 
     # --- Trino itself, bypassing the plugin --------------------------------------------
 
@@ -148,21 +98,13 @@ class LiveEnv:
         return stage_nodes(info["outputStage"]) if info.get("outputStage") else set()
 
 
-def live_env_from_environment() -> LiveEnv:
+def live_env_from_environment(environ: Mapping[str, str] = os.environ) -> LiveEnv:
     """The variables as a `LiveEnv`; fails the test (not skips it) when one is missing."""
-    missing = [name for name in LIVE_ENV if not os.environ.get(name)]
-    if missing:
-        pytest.fail("WEAVER_RUN_E2E=1 needs " + ", ".join(missing))
-    env = os.environ
+    trino = required_environment(["TRINO_URL", "TRINO_USER"], environ)
     return LiveEnv(
-        trino_url=env["TRINO_URL"].rstrip("/"),
-        trino_user=env["TRINO_USER"],
-        host=env["WEAVER_E2E_DS_HOST"],
-        port=int(env["WEAVER_E2E_DS_PORT"]),
-        database=env["WEAVER_E2E_DS_DATABASE"],
-        user=env["WEAVER_E2E_DS_USER"],
-        password=env["WEAVER_E2E_DS_PASSWORD"],
-        crm_database=env["WEAVER_E2E_CRM_DATABASE"],
+        **sample_fields(environ),
+        trino_url=trino["TRINO_URL"].rstrip("/"),
+        trino_user=trino["TRINO_USER"],
     )
 
 
@@ -177,8 +119,3 @@ def resident_bytes() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-def user_schema(column: str) -> str:
-    """SQL true for the schemas a PostgreSQL catalog holds for its users, not itself."""
-    return f"{column} <> 'information_schema' AND left({column}, 3) <> 'pg_'"
