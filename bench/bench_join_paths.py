@@ -31,7 +31,16 @@ from weaver.host import Host
 from weaver.joins import PathSearch
 from weaver.testing.harness import make_settings, running_host
 from weaver.testing.store import make_datasource
-from weaver.types import Column, ColumnRef, JoinHop, JoinPath, SchemaGraph, Table, TableName
+from weaver.types import (
+    Column,
+    ColumnRef,
+    JoinHop,
+    JoinPath,
+    JoinPathRequest,
+    SchemaGraph,
+    Table,
+    TableName,
+)
 
 TABLES = 500
 SEED = 20240501
@@ -157,7 +166,7 @@ async def measure(
                         expected: list[JoinPath] = expected,
                     ) -> None:
                         answer = await host.find_join_paths(
-                            tenant, start, end, max_hops=hops, bridges=(), limit=LIMIT
+                            JoinPathRequest(tenant, start, end, hops, limit=LIMIT)
                         )
                         assert answer == expected, (label, start, end)
 

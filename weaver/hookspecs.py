@@ -43,7 +43,7 @@ Anything else is a bug: it is logged and answered 500 without details.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from types import ModuleType
 from typing import Literal, TypeVar
@@ -61,8 +61,8 @@ from weaver.types import (
     GuardRequest,
     HealthCheck,
     IdempotencyClaim,
-    JoinHop,
     JoinPath,
+    JoinPathRequest,
     Page,
     PreparedQuery,
     Principal,
@@ -77,7 +77,6 @@ from weaver.types import (
     SnapshotSummary,
     SqlDialect,
     StoredResponse,
-    TableName,
 )
 
 PROJECT = "weaver"
@@ -312,17 +311,9 @@ def search_metadata(
 
 
 @hookspec("owner")
-def find_join_paths(
-    context: WeaverContext,
-    tenant_id: str,
-    start: TableName,
-    end: TableName,
-    max_hops: int,
-    bridges: Sequence[JoinHop],
-    limit: int,
-) -> list[JoinPath]:
-    """The shortest ways of joining table ``start`` to table ``end`` of the tenant, over
-    the foreign keys of its stored schema graphs and the ``bridges``.
+def find_join_paths(context: WeaverContext, request: JoinPathRequest) -> list[JoinPath]:
+    """The shortest ways of joining ``request.start`` to ``request.end`` of the tenant,
+    over the foreign keys of its stored schema graphs and the ``bridges``.
 
     Rule: owner (the store of the schema graph). Async allowed. Walk the graph breadth
     first with `weaver.joins.PathSearch`, reading the foreign keys that touch each

@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -46,8 +46,8 @@ from weaver.types import (
     GuardRequest,
     HealthCheck,
     IdempotencyClaim,
-    JoinHop,
     JoinPath,
+    JoinPathRequest,
     Page,
     PreparedQuery,
     Principal,
@@ -62,7 +62,6 @@ from weaver.types import (
     SnapshotSummary,
     SqlDialect,
     StoredResponse,
-    TableName,
 )
 
 log = logging.getLogger(__name__)
@@ -340,28 +339,8 @@ class Host:
             ),
         )
 
-    async def find_join_paths(
-        self,
-        tenant_id: str,
-        start: TableName,
-        end: TableName,
-        *,
-        max_hops: int,
-        bridges: Sequence[JoinHop],
-        limit: int,
-    ) -> list[JoinPath]:
-        return cast(
-            "list[JoinPath]",
-            await self._call_owner(
-                "find_join_paths",
-                tenant_id=tenant_id,
-                start=start,
-                end=end,
-                max_hops=max_hops,
-                bridges=bridges,
-                limit=limit,
-            ),
-        )
+    async def find_join_paths(self, request: JoinPathRequest) -> list[JoinPath]:
+        return cast("list[JoinPath]", await self._call_owner("find_join_paths", request=request))
 
     async def delete_metadata(self, datasource: Datasource) -> None:
         # Every store forgets what it holds; one failing must not keep the others' data.

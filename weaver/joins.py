@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from weaver.types import JoinHop, JoinPath, TableName
+from weaver.types import JoinHop, JoinPath, JoinPathRequest, TableName
 
 # At most this many hops: the API's bound, and what keeps a search of any schema a few
 # round trips.
@@ -44,6 +44,10 @@ class PathSearch:
         self._arrivals: dict[TableName, set[JoinHop]] = {}
         self._frontier: list[TableName] = [start] if start != end else []
         self._level = 0
+
+    @classmethod
+    def asked(cls, request: JoinPathRequest) -> PathSearch:
+        return cls(request.start, request.end, request.max_hops, request.bridges)
 
     @property
     def found(self) -> bool:

@@ -252,6 +252,20 @@ class JoinHop:
         return JoinHop(self.to_table, self.to_column, self.from_table, self.from_column)
 
 
+@dataclass(frozen=True, slots=True)
+class JoinPathRequest:
+    """What `find_join_paths` is asked: at most ``limit`` of the shortest ways of joining
+    table ``start`` to table ``end`` of the tenant, within ``max_hops``, over the foreign
+    keys of its graphs and the ``bridges`` the core derived from its glossary."""
+
+    tenant_id: str
+    start: TableName
+    end: TableName
+    max_hops: int
+    bridges: tuple[JoinHop, ...] = ()
+    limit: int = 10
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class JoinPath:
     """A walk from one table to another, each hop starting where the previous one ended."""

@@ -41,6 +41,7 @@ from weaver.types import (
     GlossaryTerm,
     JoinHop,
     JoinPath,
+    JoinPathRequest,
     Page,
     Repair,
     SchemaGraph,
@@ -826,12 +827,7 @@ class StoreContract(PluginContract):
         bridges: tuple[JoinHop, ...] = (),
     ) -> list[list[JoinHop]]:
         found = await host.find_join_paths(
-            tenant_id,
-            table_name(start),
-            table_name(end),
-            max_hops=max_hops,
-            bridges=bridges,
-            limit=10,
+            JoinPathRequest(tenant_id, table_name(start), table_name(end), max_hops, bridges)
         )
         return [list(path.hops) for path in found]
 
@@ -894,12 +890,13 @@ class StoreContract(PluginContract):
             ],
         ]
         found = await host.find_join_paths(
-            tenant_a,
-            table_name("shop.sales.addresses"),
-            table_name("shop.sales.customers"),
-            max_hops=4,
-            bridges=(),
-            limit=1,
+            JoinPathRequest(
+                tenant_a,
+                table_name("shop.sales.addresses"),
+                table_name("shop.sales.customers"),
+                max_hops=4,
+                limit=1,
+            )
         )
         # At most `limit`, and the first ones: through the billing address.
         assert [path.hops[0].to_column for path in found] == ["billing_address_id"]

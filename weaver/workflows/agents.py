@@ -28,6 +28,7 @@ from weaver.types import (
     GlossaryTerm,
     JoinHop,
     JoinPath,
+    JoinPathRequest,
     Page,
     Principal,
     QueryResult,
@@ -245,7 +246,7 @@ async def paths_between(
 ) -> list[JoinAnswer]:
     """`join_paths` for tables known to be in the catalog, with the bridges at hand."""
     paths = await host.find_join_paths(
-        tenant_id, start, end, max_hops=max_hops, bridges=bridges, limit=MAX_PATHS
+        JoinPathRequest(tenant_id, start, end, max_hops, tuple(bridges), MAX_PATHS)
     )
     dialect = host.sql_dialect().name
     return [JoinAnswer(path, from_clause(start, path, dialect)) for path in sorted(paths)]

@@ -33,6 +33,7 @@ from weaver.types import (
     GlossaryTerm,
     JoinHop,
     JoinPath,
+    JoinPathRequest,
     Page,
     SchemaGraph,
     SearchHit,
@@ -254,12 +255,12 @@ async def test_a_join_path_search_that_a_switch_overtakes_is_made_again(
         nonlocal attempts
         attempts += 1
         switching: Any = SwitchingBeforeTheSecondLevel(tx)
-        return await find_paths(switching, tenant, start, end, 4, (), 10)
+        return await find_paths(switching, JoinPathRequest(tenant, start, end, 4))
 
     found = await catalog_of(host).run("read", search)
     assert attempts == 2
     assert found == [JoinPath((JoinHop(start, "region_id", end, "id"),))]
-    assert found == await host.find_join_paths(tenant, start, end, max_hops=4, bridges=(), limit=10)
+    assert found == await host.find_join_paths(JoinPathRequest(tenant, start, end, 4))
 
 
 async def until(condition: Callable[[], Any], seconds: float = 60) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +41,7 @@ from weaver.types import (
     HealthCheck,
     JoinHop,
     JoinPath,
+    JoinPathRequest,
     Page,
     QueryRecord,
     QuerySweep,
@@ -340,26 +341,18 @@ class EmbeddedStore:
         return [SearchHit("column", row[0], row[1], row[2], row[3], row[4]) for row in rows]
 
     @hookimpl(trylast=True)
-    async def find_join_paths(
-        self,
-        tenant_id: str,
-        start: TableName,
-        end: TableName,
-        max_hops: int,
-        bridges: Sequence[JoinHop],
-        limit: int,
-    ) -> list[JoinPath]:
+    async def find_join_paths(self, request: JoinPathRequest) -> list[JoinPath]:
         def walk(db: sqlite3.Connection) -> list[JoinPath]:
-            search = PathSearch(start, end, max_hops, bridges)
+            search = PathSearch.asked(request)
             # One read transaction: every level sees the same graphs, even while a sync
             # commits meanwhile (WAL keeps the snapshot).
             db.execute("BEGIN")
             try:
                 while frontier := search.frontier():
-                    search.expand(_foreign_keys_touching(db, tenant_id, frontier))
+                    search.expand(_foreign_keys_touching(db, request.tenant_id, frontier))
             finally:
                 db.execute("COMMIT")
-            return search.paths(limit)
+            return search.paths(request.limit)
 
         return await self.store.read(walk)
 

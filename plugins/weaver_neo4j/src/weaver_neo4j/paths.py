@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from neo4j import AsyncManagedTransaction
 
 from weaver.joins import PathSearch
-from weaver.types import JoinHop, JoinPath, TableName
+from weaver.types import JoinHop, JoinPath, JoinPathRequest, TableName
 from weaver_neo4j.graph import current_versions, still_current
 
 # The foreign keys with either end in one of the given tables, grouped by datasource.
@@ -50,16 +50,9 @@ def _groups(tables: Sequence[TableName]) -> list[dict[str, object]]:
     return [{"datasource": name, "tables": keys} for name, keys in sorted(by_datasource.items())]
 
 
-async def find_paths(
-    tx: AsyncManagedTransaction,
-    tenant_id: str,
-    start: TableName,
-    end: TableName,
-    max_hops: int,
-    bridges: Sequence[JoinHop],
-    limit: int,
-) -> list[JoinPath]:
-    search = PathSearch(start, end, max_hops, bridges)
+async def find_paths(tx: AsyncManagedTransaction, request: JoinPathRequest) -> list[JoinPath]:
+    tenant_id = request.tenant_id
+    search = PathSearch.asked(request)
     before = await current_versions(tx, tenant_id)
     while frontier := search.frontier():
         result = await tx.run(FOREIGN_KEYS_TOUCHING, tenant_id=tenant_id, groups=_groups(frontier))
@@ -75,4 +68,4 @@ async def find_paths(
             ]
         )
     await still_current(tx, tenant_id, before, None)
-    return search.paths(limit)
+    return search.paths(request.limit)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
@@ -43,13 +43,12 @@ from weaver.types import (
     GlossaryLink,
     GlossaryTerm,
     HealthCheck,
-    JoinHop,
     JoinPath,
+    JoinPathRequest,
     Page,
     SchemaGraph,
     SearchHit,
     SearchKind,
-    TableName,
     parse_search_key,
 )
 from weaver_neo4j import versions
@@ -273,18 +272,8 @@ class Neo4jPlugin:
         return await self.catalog.search(tenant_id, text, kind, page)
 
     @hookimpl
-    async def find_join_paths(
-        self,
-        tenant_id: str,
-        start: TableName,
-        end: TableName,
-        max_hops: int,
-        bridges: Sequence[JoinHop],
-        limit: int,
-    ) -> list[JoinPath]:
-        return await self.catalog.run(
-            "read", find_paths, tenant_id, start, end, max_hops, bridges, limit
-        )
+    async def find_join_paths(self, request: JoinPathRequest) -> list[JoinPath]:
+        return await self.catalog.run("read", find_paths, request)
 
     @hookimpl
     async def delete_metadata(self, datasource: Datasource) -> None:
