@@ -5,14 +5,16 @@ and removal of the tenants a test wrote."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 from neo4j import AsyncDriver, AsyncGraphDatabase
 
+from weaver.host import Host
 from weaver.settings import Settings
-from weaver.testing.harness import make_settings
+from weaver.testing.harness import make_settings, running_host
 
 NEO4J_URI = os.environ.get("NEO4J_URI", "bolt://127.0.0.1:7687")
 NEO4J_USER = os.environ.get("NEO4J_USER", "neo4j")
@@ -55,3 +57,18 @@ async def forget_tenants(neo4j: AsyncDriver) -> AsyncIterator[Callable[[list[str
         await neo4j.execute_query(
             "MATCH (n) WHERE n.tenant_id IN $tenants DETACH DELETE n", tenants=tenants
         )
+
+
+@pytest.fixture
+def tenant(forget_tenants: Callable[[list[str]], None]) -> str:
+    """A tenant of this test alone, its nodes removed at the end."""
+    tenant_id = f"tn{uuid.uuid4().hex[:12]}"
+    forget_tenants([tenant_id])
+    return tenant_id
+
+
+@pytest.fixture
+async def host(neo4j_settings: Callable[..., Settings]) -> AsyncIterator[Host]:
+    """A host with the graph in Neo4j."""
+    async with running_host(neo4j_settings()) as host:
+        yield host

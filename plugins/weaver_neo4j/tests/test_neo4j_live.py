@@ -70,19 +70,6 @@ class TestNeo4jStore(StoreContract):
             yield host
 
 
-@pytest.fixture
-def tenant(forget_tenants: Callable[[list[str]], None]) -> str:
-    tenant_id = f"tn{uuid.uuid4().hex[:12]}"
-    forget_tenants([tenant_id])
-    return tenant_id
-
-
-@pytest.fixture
-async def host(neo4j_settings: Callable[..., Settings]) -> AsyncIterator[Host]:
-    async with running_host(neo4j_settings()) as host:
-        yield host
-
-
 def catalog_of(host: Host) -> Neo4jCatalog:
     plugin = host.pm.get_plugin(PLUGIN_NAME)
     assert isinstance(plugin, Neo4jPlugin)

@@ -10,7 +10,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -22,8 +22,6 @@ from weaver_neo4j.plugin import PLUGIN_NAME, Neo4jCatalog, Neo4jPlugin
 
 from weaver.errors import Unavailable
 from weaver.host import Host
-from weaver.settings import Settings
-from weaver.testing.harness import running_host
 from weaver.testing.store import make_datasource, make_term, wide_graph
 from weaver.types import (
     Column,
@@ -47,19 +45,6 @@ pytestmark = [
         os.environ.get("WEAVER_RUN_E2E") != "1", reason="live suite: set WEAVER_RUN_E2E=1"
     ),
 ]
-
-
-@pytest.fixture
-def tenant(forget_tenants: Callable[[list[str]], None]) -> str:
-    tenant_id = f"tv{uuid.uuid4().hex[:12]}"
-    forget_tenants([tenant_id])
-    return tenant_id
-
-
-@pytest.fixture
-async def host(neo4j_settings: Callable[..., Settings]) -> AsyncIterator[Host]:
-    async with running_host(neo4j_settings()) as host:
-        yield host
 
 
 def catalog_of(host: Host) -> Neo4jCatalog:
