@@ -13,54 +13,34 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from functools import lru_cache
 
-from mindsdb_sql_parser import parse_sql
-from mindsdb_sql_parser.ast import (
-    ASTNode,
-    BetweenOperation,
-    BinaryOperation,
-    Case,
-    CommonTableExpression,
-    Constant,
-    Exists,
-    Function,
-    Identifier,
-    Interval,
-    Join,
-    NotExists,
-    OrderBy,
-    Select,
-    Star,
-    Tuple,
-    TypeCast,
-    UnaryOperation,
-    WindowFunction,
-)
+from mindsdb_sql_parser import ast, parse_sql
+from mindsdb_sql_parser.ast import ASTNode, Identifier, Join
 from mindsdb_sql_parser.ast.select.union import CombiningQuery
 
 from weaver.errors import InvalidQuery
 
 # Every node a read may be made of. Anything else (a native query, a variable, a
 # parameter, MindsDB's LAST/LATEST, a nested statement) refuses the statement.
-_QUERY_NODES = (Select, CombiningQuery)
+_QUERY_NODES = (ast.Select, CombiningQuery)
 _ALLOWED_NODES = (
     *_QUERY_NODES,
-    BetweenOperation,
-    BinaryOperation,
-    Case,
-    CommonTableExpression,
-    Constant,
-    Exists,
-    Function,
-    Identifier,
-    Interval,
-    Join,
-    NotExists,
-    OrderBy,
-    Star,
-    Tuple,
-    TypeCast,
-    UnaryOperation,
-    WindowFunction,
+    ast.BetweenOperation,
+    ast.BinaryOperation,
+    ast.Case,
+    ast.CommonTableExpression,
+    ast.Constant,
+    ast.Exists,
+    ast.Function,
+    ast.Identifier,
+    ast.Interval,
+    ast.Join,
+    ast.NotExists,
+    ast.OrderBy,
+    ast.Star,
+    ast.Tuple,
+    ast.TypeCast,
+    ast.UnaryOperation,
+    ast.WindowFunction,
 )
 # MindsDB's LAST is a Constant subclass with its own meaning (the previous run of a job).
 _REFUSED_CONSTANTS = ("Last",)
@@ -138,12 +118,12 @@ def _verify(sql: str, allowed_tables: frozenset[str]) -> None:
     cte_names = {
         str(node.name.parts[-1]).lower()
         for node in nodes
-        if isinstance(node, CommonTableExpression)
+        if isinstance(node, ast.CommonTableExpression)
     }
     for node in nodes:
         if not isinstance(node, _ALLOWED_NODES) or type(node).__name__ in _REFUSED_CONSTANTS:
             raise _refuse(f"{type(node).__name__} is not allowed")
-        if isinstance(node, Select):
+        if isinstance(node, ast.Select):
             if node.using or node.mode:
                 raise _refuse("USING and locking clauses are not allowed")
             if node.from_table is not None:
