@@ -268,11 +268,16 @@ async def test_a_client_that_goes_away_stops_the_statement_at_the_source(lab: La
     await asyncio.sleep(1)
     request.cancel()
     assert await lab.gone_from_source(), "the statement still runs on the source"
-    status, body = await call(
-        "GET", f"{lab.gateways[1].url}/api/query/history?status=cancelled", lab.headers()
-    )
-    assert status == 200, body
-    assert [item["sql"] for item in body["items"]] == [SLOW]
+
+    async def recorded_cancelled() -> bool:
+        status, body = await call(
+            "GET", f"{lab.gateways[1].url}/api/query/history?status=cancelled", lab.headers()
+        )
+        assert status == 200, body
+        return [item["sql"] for item in body["items"]] == [SLOW]
+
+    # The record says so once the statement has stopped: a moment after the source.
+    assert await wait_for(recorded_cancelled, 10), "history never shows the query cancelled"
 
 
 async def test_a_timeout_stops_the_statement_at_the_source(lab: Lab) -> None:

@@ -280,7 +280,9 @@ async def test_trino_pages_a_result_through_next_uri(trino: Trino) -> None:
 
 async def test_trino_runs_queries_on_the_worker(trino: Trino) -> None:
     workers = await trino.get("/v1/node")
-    assert len(workers) == 1
+    # A worker restarted by another suite may stay listed twice, under one address, until
+    # the coordinator forgets its earlier run: one address is one worker.
+    assert len({worker["uri"] for worker in workers}) == 1
     result = await trino.run("SELECT count(*), min(name) FROM tpch.tiny.nation")
     assert result.rows == [[25, "ALGERIA"]]
     info = await trino.get(f"/v1/query/{result.query_id}")
