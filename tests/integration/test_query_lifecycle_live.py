@@ -12,7 +12,6 @@ database's ``pg_stat_activity``.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import signal
 import time
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import jwt
 import pytest
 
 pytest.importorskip("weaver_mindsdb", reason="the first-party plugins are not installed")
@@ -38,8 +36,10 @@ from weaver_mindsdb.testing import (
 )
 
 from tests.serving import Serving, clean_environment
+from weaver.settings import Settings
 from weaver.testing import free_port
 from weaver.testing.harness import wait_until_live
+from weaver.testing.live import required_environment, tenant_headers
 
 pytestmark = live
 
@@ -69,16 +69,8 @@ class Lab:
     other_tenant: str
 
     def headers(self, tenant: str | None = None) -> dict[str, str]:
-        now = int(time.time())
-        tenant_id = tenant or self.tenant
-        claims = {
-            "sub": f"user-of-{tenant_id}",
-            "tenant_id": tenant_id,
-            "roles": ["editor"],
-            "iat": now,
-            "exp": now + 900,
-        }
-        return {"Authorization": "Bearer " + jwt.encode(claims, JWT_SECRET, algorithm="HS256")}
+        keys = Settings.from_env_names({"JWT_SECRET_KEY": JWT_SECRET})
+        return tenant_headers(keys, tenant or self.tenant)
 
     async def gone_from_source(self) -> bool:
         async def idle() -> bool:
@@ -105,9 +97,7 @@ class Lab:
 
 
 def gateway_environment(workdir: Path, env: LiveEnv) -> dict[str, str]:
-    missing = [name for name in SERVICES if not os.environ.get(name)]
-    if missing:
-        pytest.fail("WEAVER_RUN_E2E=1 needs " + ", ".join(missing))
+    services = required_environment(SERVICES)
     variables = clean_environment(
         APP_ENV="test",
         JWT_SECRET_KEY=JWT_SECRET,
@@ -118,9 +108,9 @@ def gateway_environment(workdir: Path, env: LiveEnv) -> dict[str, str]:
         WEAVER_EXTERNAL_MODE="true",
         MINDSDB_URL=env.mindsdb_url,
         WEAVER_METADATA_PG_MODE="true",
-        POSTGRES_DSN=os.environ["POSTGRES_DSN"],
+        POSTGRES_DSN=services["POSTGRES_DSN"],
         WEAVER_REQUEST_GUARD_REDIS_MODE="true",
-        REDIS_URL=os.environ["REDIS_URL"],
+        REDIS_URL=services["REDIS_URL"],
         WEAVER_QUERY_LEASE_SECONDS=str(LEASE_SECONDS),
         # Room for a synchronous query that would run 30 s, to stop it on the way.
         MINDSDB_TIMEOUT="60",
