@@ -18,16 +18,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 import asyncpg
-from bench_gateway import gateway_env, wait_until_up, write_shop
-from common import bench_headers, report
+from bench_gateway import gateway_env, write_shop
+from common import bench_headers, report, wait_until_up, weaver_serve
 
 from weaver.testing import free_port
 
@@ -116,14 +114,8 @@ async def main() -> None:
     env = gateway_env(workdir, **extra)
     headers = bench_headers(f"bench{os.getpid()}", env["JWT_SECRET_KEY"])
     port = free_port()
-    gateway = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is timed
-        [sys.executable, "-m", "weaver", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
+    with weaver_serve(port, env):
         await wait_until_up(base + "/health/live")
         async with aiohttp.ClientSession(base) as session:
             if not args.mindsdb:
@@ -165,9 +157,6 @@ async def main() -> None:
                 async with session.delete("/api/datasources/sales", headers=headers):
                     pass
                 await source.close()
-    finally:
-        gateway.terminate()
-        gateway.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,6 @@ import argparse
 import asyncio
 import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
@@ -51,8 +49,8 @@ from bench_encoders import (
     fetched,
     make_database,
 )
-from bench_gateway import gateway_env, wait_until_up
-from common import bench_headers
+from bench_gateway import gateway_env
+from common import bench_headers, wait_until_up, weaver_serve
 from weaver_mindsdb.testing import (
     LiveEnv,
     create_scratch_database,
@@ -136,13 +134,7 @@ async def served(env: dict[str, str], datasource: dict[str, Any]) -> AsyncIterat
     headers = bench_headers("bench", env["JWT_SECRET_KEY"])
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    gateway = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is timed
-        [sys.executable, "-m", "weaver", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with weaver_serve(port, env) as gateway:
         await wait_until_up(base + "/health/live")
         async with (
             aiohttp.ClientSession(headers=headers) as session,
@@ -150,9 +142,6 @@ async def served(env: dict[str, str], datasource: dict[str, Any]) -> AsyncIterat
         ):
             assert response.status == 201, await response.text()
         yield Gateway(base, headers, gateway.pid)
-    finally:
-        gateway.terminate()
-        gateway.wait(timeout=10)
 
 
 HEADER = (

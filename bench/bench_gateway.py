@@ -16,17 +16,14 @@ import json
 import os
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from common import ENCRYPTION_KEY, JWT_SECRET, bench_headers
+from common import ENCRYPTION_KEY, JWT_SECRET, bench_headers, process, wait_until_up
 
 from weaver.testing import free_port
 
@@ -103,31 +100,6 @@ def gateway_env(workdir: Path, **extra: str) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         **extra,
     }
-
-
-async def wait_until_up(url: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            try:
-                async with session.get(url) as response:
-                    if response.status < 500:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
-
-
-@contextmanager
-def process(args: list[str], env: dict[str, str]) -> Iterator[None]:
-    # Never a pipe nobody reads: the access log (a line per request) would fill it and
-    # stall the gateway mid-run.
-    child = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield
-    finally:
-        child.terminate()
-        child.wait(timeout=10)
 
 
 async def load(

@@ -32,10 +32,8 @@ from bench_gateway import (
     gateway_env,
     load,
     load_arguments,
-    process,
-    wait_until_up,
 )
-from common import bench_headers
+from common import bench_headers, process, wait_until_up
 from weaver_redis_guard.testing import RedisServer, commands_sent
 
 from weaver import hookimpl

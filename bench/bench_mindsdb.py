@@ -31,19 +31,23 @@ import asyncio
 import os
 import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
-from common import ENCRYPTION_KEY, JWT_SECRET, bench_headers, percentile, services_environ
+from common import (
+    ENCRYPTION_KEY,
+    JWT_SECRET,
+    bench_headers,
+    percentile,
+    services_environ,
+    wait_until_up,
+    weaver_serve,
+)
 from weaver_mindsdb import tagging
 from weaver_mindsdb.testing import live_env_from_environment
 
@@ -95,33 +99,6 @@ CASES = (
 )
 
 
-@contextmanager
-def gateway_process(port: int, env: dict[str, str]) -> Iterator[None]:
-    child = subprocess.Popen(
-        [sys.executable, "-m", "weaver", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield
-    finally:
-        child.terminate()
-        child.wait(timeout=15)
-
-
-async def wait_until_up(session: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(300):
-        try:
-            async with session.get(url) as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=300)
@@ -154,9 +131,9 @@ async def main() -> None:
     port = free_port()
     gateway = f"http://127.0.0.1:{port}"
     auth = bench_headers(tenant)
-    with gateway_process(port, env):
+    with weaver_serve(port, env):
+        await wait_until_up(gateway + "/health/live")
         async with aiohttp.ClientSession() as session:
-            await wait_until_up(session, gateway + "/health/live")
             for name, database in databases.items():
                 body = {"name": name, "engine": "postgres", "connection": live.connection(database)}
                 async with session.post(gateway + "/api/datasources", json=body, headers=auth) as r:

@@ -29,9 +29,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from bench_mindsdb import CASES, LIMIT, TARGET_MS, Case, gateway_process
-from bench_mindsdb import wait_until_up as wait_until_live
-from common import ENCRYPTION_KEY, JWT_SECRET, bench_headers, percentile, services_environ
+from bench_mindsdb import CASES, LIMIT, TARGET_MS, Case
+from common import (
+    ENCRYPTION_KEY,
+    JWT_SECRET,
+    bench_headers,
+    percentile,
+    services_environ,
+    wait_until_up,
+    weaver_serve,
+)
 from weaver_trino.testing import LiveEnv, live_env_from_environment
 
 from weaver.testing import free_port
@@ -150,12 +157,10 @@ async def main() -> None:
     with ExitStack() as stack:
         for label, (url, flag, extra) in gateways.items():
             port = int(url.rsplit(":", 1)[1])
-            stack.enter_context(
-                gateway_process(port, gateway_environ(workdir / label, flag, **extra))
-            )
+            stack.enter_context(weaver_serve(port, gateway_environ(workdir / label, flag, **extra)))
         async with aiohttp.ClientSession() as session:
             for url, _, _ in gateways.values():
-                await wait_until_live(session, url + "/health/live")
+                await wait_until_up(url + "/health/live")
                 for name, database in databases.items():
                     body = {
                         "name": name,

@@ -1,12 +1,19 @@
 """What the benchmarks share: the benchmarked gateway's keys, a token for a tenant, the
-percentile and latency row every report uses, and the services' defaults for a run without
-``eval "$(scripts/services.sh env)"``."""
+servers they start and wait for, the percentile and latency row every report uses, and
+the services' defaults for a run without ``eval "$(scripts/services.sh env)"``."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import statistics
-from collections.abc import Sequence
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+
+import aiohttp
 
 from weaver.settings import Settings
 from weaver.testing.live import tenant_headers
@@ -50,3 +57,36 @@ def report(label: str, latencies: Sequence[float]) -> None:
         f"   ({len(latencies)} runs)",
         flush=True,
     )
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """``args`` running with ``env`` until the block ends, then stopped as Ctrl+C would."""
+    # Never a pipe nobody reads: the access log (a line per request) would fill it and
+    # stall the gateway mid-run.
+    child = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield child
+    finally:
+        child.terminate()
+        child.wait(timeout=15)
+
+
+def weaver_serve(port: int, env: dict[str, str]) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """``weaver serve`` on loopback ``port`` with ``env``, until the block ends."""
+    return process([sys.executable, "-m", "weaver", "serve", "--port", str(port)], env)
+
+
+async def wait_until_up(url: str, seconds: float = 30) -> None:
+    """Until ``url`` answers with anything but a server error."""
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(url) as response:
+                    if response.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
