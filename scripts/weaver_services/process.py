@@ -33,12 +33,33 @@ def _reap() -> None:
 
 
 def command_line(pid: int) -> str:
-    """The process's arguments joined by spaces; empty for a zombie or a missing pid."""
+    """The process's arguments joined by spaces; empty for a zombie or a missing pid, and
+    for a moment while the process runs ``execve``."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return ""
     return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def process_state(pid: int) -> str:
+    """The one-letter state of ``/proc/<pid>/stat`` (``Z`` for a zombie); empty if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def settled_command_line(pid: int, seconds: float = 0.5) -> str:
+    """`command_line`, read again while it is empty and the process is neither gone nor a
+    zombie: Trino's launcher execs three times on its way to the JVM (env, bash, the Go
+    launcher), and a read landing inside one of those ``execve`` calls sees nothing."""
+    deadline = time.monotonic() + seconds
+    while True:
+        line = command_line(pid)
+        if line or process_state(pid) in ("", "Z", "X") or time.monotonic() > deadline:
+            return line
+        time.sleep(0.005)
 
 
 def process_alive(pid: int) -> bool:
@@ -62,7 +83,7 @@ def live_pid(pid_file: Path, pattern: str) -> int | None:
     if not text or not text[0].isdigit():
         return None
     pid = int(text[0])
-    if not process_alive(pid) or pattern not in command_line(pid):
+    if not process_alive(pid) or pattern not in settled_command_line(pid):
         return None
     return pid
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +13,7 @@ from weaver_services.process import (
     descendants,
     live_pid,
     process_alive,
+    process_state,
     reserve_port,
     spawn,
     stop_group,
@@ -50,6 +53,36 @@ async def test_a_child_that_exits_by_itself_is_not_alive(layout: Layout) -> None
     pid = daemon.spawn(["sleep", "0.1"])
     assert wait_for(lambda: daemon.pid() is None)
     assert not process_alive(pid)
+
+
+# Three execs on the way to the last program, as Trino's launcher makes (env, bash, the Go
+# launcher, then the JVM); each stage's command line names the marker.
+EXEC_CHAIN = ["/usr/bin/env", "bash", "-c", "exec /usr/bin/env bash -c 'exec -a marker sleep 0.3'"]
+
+
+def alive_throughout(pid_file: Path, still_running: Callable[[], bool]) -> bool:
+    """Whether `live_pid` kept finding the recorded pid for as long as it really ran."""
+    while still_running():
+        if live_pid(pid_file, "marker") is None and still_running():
+            return False
+    return True
+
+
+def test_a_child_going_through_execs_is_never_taken_for_dead(layout: Layout) -> None:
+    # /proc/<pid>/cmdline reads empty for a moment inside each execve: a readiness loop
+    # that looked only there declared a starting Trino dead.
+    daemon = Daemon("chain", "marker", layout)
+    for _ in range(5):
+        pid = daemon.spawn(EXEC_CHAIN)
+        assert alive_throughout(daemon.pid_file, functools.partial(process_alive, pid))
+
+
+def test_a_zombie_that_is_not_our_child_is_not_alive(tmp_path: Path) -> None:
+    child = subprocess.Popen(["bash", "-c", "exit 0", "marker"])
+    (tmp_path / "zombie.pid").write_text(f"{child.pid}\n")
+    assert wait_for(lambda: process_state(child.pid) == "Z")
+    assert live_pid(tmp_path / "zombie.pid", "marker") is None
+    child.wait()
 
 
 def test_a_garbled_or_missing_pid_file_means_not_running(tmp_path: Path) -> None:
