@@ -3,7 +3,8 @@
 Both servers run as separate processes on loopback and answer the same JSON; one load
 generator drives both, in alternating rounds, so machine noise hits them alike. The
 figure that matters is the ratio: Weaver should keep at least half of the bare
-handler's throughput.
+handler's throughput. Beside it, each server's CPU time per request (all its threads),
+which says what a request costs when the machine's speed drifts.
 
     python bench/bench_gateway.py [--requests 2000] [--concurrency 16] [--rounds 5]
 """
@@ -16,6 +17,7 @@ import json
 import os
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,6 +64,9 @@ class Result:
     requests_per_second: float
     p50_ms: float
     p99_ms: float
+    # The server process's CPU time (all its threads) per request: what a request costs
+    # whatever else the machine runs meanwhile.
+    cpu_ms: float = 0.0
 
     @classmethod
     def median(cls, rounds: list[Result]) -> Result:
@@ -70,6 +75,7 @@ class Result:
             statistics.median(r.requests_per_second for r in rounds),
             statistics.median(r.p50_ms for r in rounds),
             statistics.median(r.p99_ms for r in rounds),
+            statistics.median(r.cpu_ms for r in rounds),
         )
 
     @classmethod
@@ -82,6 +88,26 @@ class Result:
             latencies[len(latencies) // 2] * 1000,
             latencies[int(len(latencies) * 0.99)] * 1000,
         )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured(
+    server: subprocess.Popen[bytes],
+    base: str,
+    scenario: Scenario,
+    args: argparse.Namespace,
+    headers: dict[str, str],
+) -> Result:
+    """One round of `load` against ``server``, with its CPU time per request."""
+    before = cpu_seconds(server.pid)
+    result = await load(base, scenario, headers, args.requests, args.concurrency)
+    result.cpu_ms = (cpu_seconds(server.pid) - before) / args.requests * 1000
+    return result
 
 
 def gateway_env(workdir: Path, **extra: str) -> dict[str, str]:
@@ -179,14 +205,17 @@ async def main() -> None:
     gateway = f"http://127.0.0.1:{gateway_port}"
     bare = f"http://127.0.0.1:{bare_port}"
     serve = [sys.executable, "-m", "weaver", "serve", "--port", str(gateway_port)]
-    with process(serve, env):
+    with process(serve, env) as gateway_server:
         await wait_until_up(gateway + "/health/live")
         async with aiohttp.ClientSession(headers=headers) as session:
             body = {"name": "shop", "engine": "sqlite", "connection": {"path": "shop.db"}}
             async with session.post(gateway + "/api/datasources", json=body) as response:
                 assert response.status == 201, await response.text()
 
-        print(f"{'scenario':<28} {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+        print(
+            f"{'scenario':<28} {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'CPU ms/req':>10}"
+        )
         for scenario in scenarios:
             async with (
                 aiohttp.ClientSession(headers=headers) as session,
@@ -198,25 +227,23 @@ async def main() -> None:
             answer_file = workdir / "answer.json"
             answer_file.write_bytes(answer)
             bare_server = [sys.executable, "-c", BARE_SERVER, str(bare_port), str(answer_file)]
-            with process(bare_server, env):
+            with process(bare_server, env) as bare_process:
                 await wait_until_up(bare + "/")
                 runs: dict[str, list[Result]] = {"bare": [], "weaver": []}
                 # Warm both, then measure them in pairs of back-to-back rounds, the order
                 # swapped every round, so that drift in the machine's speed hits both.
                 await load(bare, scenario, headers, 300, args.concurrency)
                 await load(gateway, scenario, headers, 300, args.concurrency)
-                pairs = [("bare", bare), ("weaver", gateway)]
+                pairs = [("bare", bare_process, bare), ("weaver", gateway_server, gateway)]
                 for _ in range(args.rounds):
-                    for label, base in pairs:
-                        runs[label].append(
-                            await load(base, scenario, headers, args.requests, args.concurrency)
-                        )
+                    for label, server, base in pairs:
+                        runs[label].append(await measured(server, base, scenario, args, headers))
                     pairs.reverse()
             medians = {label: Result.median(results) for label, results in runs.items()}
             for label, result in medians.items():
                 print(
                     f"{scenario.name:<28} {label:<8} {result.requests_per_second:>9.0f} "
-                    f"{result.p50_ms:>8.2f} {result.p99_ms:>8.2f}"
+                    f"{result.p50_ms:>8.2f} {result.p99_ms:>8.2f} {result.cpu_ms:>10.3f}"
                 )
             # The median of each pair's ratio: a noisy round spoils one pair, not the figure.
             ratio = statistics.median(
