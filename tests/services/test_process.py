@@ -55,8 +55,8 @@ async def test_a_child_that_exits_by_itself_is_not_alive(layout: Layout) -> None
     assert not process_alive(pid)
 
 
-# Three execs on the way to the last program, as Trino's launcher makes (env, bash, the Go
-# launcher, then the JVM); each stage's command line names the marker.
+# A chain of execs (env, bash, env, bash, then sleep) like the one Trino's launcher makes on
+# its way to the JVM; each stage's command line names the marker.
 EXEC_CHAIN = ["/usr/bin/env", "bash", "-c", "exec /usr/bin/env bash -c 'exec -a marker sleep 0.3'"]
 
 
