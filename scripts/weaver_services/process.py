@@ -52,8 +52,8 @@ def process_state(pid: int) -> str:
 
 def settled_command_line(pid: int, seconds: float = 0.5) -> str:
     """`command_line`, read again while it is empty and the process is neither gone nor a
-    zombie: Trino's launcher execs three times on its way to the JVM (env, bash, the Go
-    launcher), and a read landing inside one of those ``execve`` calls sees nothing."""
+    zombie: Trino's launcher passes through env, bash and the Go launcher on its way to
+    the JVM, an ``execve`` each, and a read landing inside one of those sees nothing."""
     deadline = time.monotonic() + seconds
     while True:
         line = command_line(pid)
