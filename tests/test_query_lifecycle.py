@@ -4,13 +4,16 @@ cancellation (DELETE, a client gone, a timeout), async results, history, concurr
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.conftest import TENANT_B, assert_problem
+from weaver.builtin.store.database import DB_FILE
 from weaver.keys import HOST, QUERIES
+from weaver.queries import service as service_module
 from weaver.queries.service import QueryService
 
 # Counting to 10^12 takes hours: it ends only when something stops it.
@@ -141,6 +144,34 @@ async def test_delete_cancels_a_synchronous_query_and_its_request_answers_409(
     # The statement was interrupted, not left running on an engine thread.
     engine = client.app[HOST].pm.get_plugin("embedded_engine")
     assert query_id not in engine.runs
+
+
+async def test_a_query_whose_end_is_being_recorded_is_still_found(
+    client: Any, auth: Any, shop: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A synchronous query is first written when it ends (it is announced only if it runs
+    # long): while that write waits on the store, this process must still answer for it.
+    monkeypatch.setattr(service_module, "ANNOUNCE_AFTER_SECONDS", 60)
+    waiting = asyncio.create_task(post(client, auth(), sql=RUNAWAY, timeout_seconds=10))
+    query_id = await running_id(client)
+    # Another writer holds the store's lock, as another gateway process may.
+    other = sqlite3.connect(settings.data_dir / DB_FILE, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        assert (await client.delete(f"/api/query/{query_id}", headers=auth())).status == 204
+        # The statement stops within milliseconds; its end is then recorded, and that
+        # write waits for the lock (for up to the store's 5 s busy timeout).
+        for _ in range(25):
+            record = await status_of(client, auth(), query_id)
+            assert record["status"] in ("running", "cancelled")
+            await asyncio.sleep(0.02)
+        assert query_id not in client.app[HOST].pm.get_plugin("embedded_engine").runs
+        assert not waiting.done(), "the end was recorded without waiting for the lock"
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert (await waiting).status == 409
+    assert (await until(client, auth(), query_id, "cancelled"))["status"] == "cancelled"
 
 
 async def test_a_client_that_goes_away_cancels_its_query(client: Any, auth: Any, shop: str) -> None:

@@ -96,9 +96,11 @@ class Running:
     stored: bool = False
     announcing: asyncio.Task[None] | None = None
     storing: bool = False
+    # Its end is being recorded: nothing is left to stop.
+    ended: bool = False
 
     def cancel(self, cause: str) -> bool:
-        if self.cause is not None or self.task is None or self.task.done():
+        if self.ended or self.cause is not None or self.task is None or self.task.done():
             return False
         self.cause = cause
         self.task.cancel()
@@ -334,40 +336,47 @@ class QueryService:
         return record
 
     async def _ended(self, running: Running, error: BaseException | None, **done: Any) -> None:
-        """Record how a query ended, whatever ended it."""
-        self._local.pop(running.record.query_id, None)
-        await self._release_slot(running)
-        engine = self.host.query_plugin or "none"
-        if running.record.started_at is not None:
-            outcome = "ok" if error is None else getattr(error, "type_slug", "cancelled")
-            seconds = (now() - running.record.started_at).total_seconds()
-            self.metrics.observe_query(engine, outcome, seconds)
-        if error is None:
-            await self._finish(running, "succeeded", **done)
-            return
-        cause = running.cause
-        if cause is None and isinstance(error, asyncio.CancelledError):
-            # The server cancelled the request itself: its client went away.
-            cause = running.cause = CAUSE_DISCONNECTED
-        if isinstance(error, QueryCancelled) or (
-            isinstance(error, asyncio.CancelledError) and cause != CAUSE_SHUTDOWN
-        ):
-            self.metrics.query_cancellations.labels(cause or CAUSE_DELETED).inc()
-            problem = (
-                error if isinstance(error, Problem) else QueryCancelled(f"cancelled ({cause})")
+        """Record how a query ended, whatever ended it. The query stays among this
+        process's running ones until its last record is stored: a GET in between would
+        otherwise find it neither here nor in the store."""
+        running.ended = True
+        try:
+            await self._release_slot(running)
+            engine = self.host.query_plugin or "none"
+            if running.record.started_at is not None:
+                outcome = "ok" if error is None else getattr(error, "type_slug", "cancelled")
+                seconds = (now() - running.record.started_at).total_seconds()
+                self.metrics.observe_query(engine, outcome, seconds)
+            if error is None:
+                await self._finish(running, "succeeded", **done)
+                return
+            cause = running.cause
+            if cause is None and isinstance(error, asyncio.CancelledError):
+                # The server cancelled the request itself: its client went away.
+                cause = running.cause = CAUSE_DISCONNECTED
+            if isinstance(error, QueryCancelled) or (
+                isinstance(error, asyncio.CancelledError) and cause != CAUSE_SHUTDOWN
+            ):
+                self.metrics.query_cancellations.labels(cause or CAUSE_DELETED).inc()
+                problem = (
+                    error if isinstance(error, Problem) else QueryCancelled(f"cancelled ({cause})")
+                )
+                await self._finish(running, "cancelled", error=problem_body(problem), **done)
+                return
+            if isinstance(error, Problem):
+                if error.status == 504:
+                    self.metrics.query_cancellations.labels(CAUSE_TIMEOUT).inc()
+                await self._finish(running, "failed", error=problem_body(error), **done)
+                return
+            detail = "the gateway stopped while the query ran" if cause == CAUSE_SHUTDOWN else None
+            log.error(
+                "query %s on %s ended unexpectedly: %r", running.record.query_id, engine, error
             )
-            await self._finish(running, "cancelled", error=problem_body(problem), **done)
-            return
-        if isinstance(error, Problem):
-            if error.status == 504:
-                self.metrics.query_cancellations.labels(CAUSE_TIMEOUT).inc()
-            await self._finish(running, "failed", error=problem_body(error), **done)
-            return
-        detail = "the gateway stopped while the query ran" if cause == CAUSE_SHUTDOWN else None
-        log.error("query %s on %s ended unexpectedly: %r", running.record.query_id, engine, error)
-        await self._finish(
-            running, "failed", error=problem_body(Problem(detail or "the query failed")), **done
-        )
+            await self._finish(
+                running, "failed", error=problem_body(Problem(detail or "the query failed")), **done
+            )
+        finally:
+            self._local.pop(running.record.query_id, None)
 
     # --- synchronous queries ------------------------------------------------------------
 
