@@ -112,6 +112,11 @@ async def test_a_failure_after_the_first_byte_ends_the_stream_visibly(
     assert ndjson.status == 200
     last = json.loads((await ndjson.text()).splitlines()[-1])
     assert last["error"]["status"] == 502 and "halfway" in last["error"]["detail"]
+    # Its record says how it ended, though the answer began as a 200.
+    query = await values.get(f"/api/query/{ndjson.headers['X-Query-Id']}", headers=auth())
+    record = await query.json()
+    assert record["status"] == "failed", record
+    assert record["error"]["status"] == 502 and "halfway" in record["error"]["detail"]
     # CSV and Arrow have no error record: the response is cut off before its end.
     for accept in (CSV, ARROW):
         response = await fetch(values, auth, accept, sql="SELECT 'fail'")
@@ -140,7 +145,7 @@ async def test_a_client_gone_mid_export_cancels_the_query(
         if record["status"] != "running":
             break
         await asyncio.sleep(0.05)
-    assert record["status"] == "cancelled", record["error"]
+    assert record["status"] == "cancelled", record
     assert record["bytes"] > 0
 
 

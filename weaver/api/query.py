@@ -257,6 +257,7 @@ async def _answer(
         if not response.prepared:
             problem.headers.setdefault("X-Query-Id", execution.query_id)
             raise
+        execution.ended_by = problem
         await _end_stream(request, response, encoder, problem)
         return response
     finally:

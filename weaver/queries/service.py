@@ -116,6 +116,9 @@ class Execution:
     running: Running
     bytes_sent: int = 0
     pumped: Pumped | None = None
+    # The problem the answer ended with after its first byte: the handler wrote it into
+    # the stream instead of raising it, and the query ended by it all the same.
+    ended_by: Problem | None = None
 
     @property
     def query_id(self) -> str:
@@ -428,6 +431,8 @@ class QueryService:
             raise
         finally:
             gauge.dec()
+            if error is None:
+                error = execution.ended_by
             pumped = execution.pumped
             summary: dict[str, Any] = {"bytes_sent": execution.bytes_sent}
             if pumped is not None:
